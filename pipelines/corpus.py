@@ -1,0 +1,17 @@
+"""DVC stage `corpus`: build the corpus from params.yaml's `data` section."""
+
+from exprfusion.build_corpus import build_corpus
+from exprfusion.cli import run_stage
+from exprfusion.params import load_section
+from exprfusion.progress import progress_callback
+
+
+def main() -> None:
+    """Read the `data` params and build the corpus."""
+    params = load_section("data")
+    with progress_callback(f"corpus ({params['source']})") as update:
+        build_corpus(params, progress=update)
+
+
+if __name__ == "__main__":
+    run_stage(main)
