@@ -1,0 +1,315 @@
+"""The dual-branch audio-visual fusion Transformer, box by box in the order frames flow through it.
+
+    visual (B,T,Dv) ─┐                ┌─ ModalityProjection ─ TemporalEncoder ─┐   SafeCrossAttention (V reads A)
+                     ├ ModalityDropout┤                                        ├─  SafeCrossAttention (A reads V) ─┐
+    audio  (B,T,Da) ─┘                └─ ModalityProjection ─ TemporalEncoder ─┘                                   │
+                                                                      logits (B,T,C) ─ ClassifierHead ─ GatedFusion ┘
+
+Availability masks (``face_mask``, ``audio_mask``: True = present) travel with the features. Every attention is
+"safe": a sample whose keys are all unavailable never forms a softmax over only -inf, so outputs and gradients stay
+finite, and the gate falls back to the branch that is present. Cross-attention runs once, after both encoders, in
+both directions; each direction reads the other branch's encoder output (not the other cross block's output).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from exprfusion.labels import NUM_CLASSES
+
+FUSION_MODES: tuple[str, ...] = ("gated", "visual", "audio")
+
+
+@dataclass
+class FusionConfig:
+    """Hyper-parameters of :class:`FusionTransformer`; ``to_dict()`` is what MLflow logs and the service reads back.
+
+    ``ff_dim=None`` means ``4 * d_model`` and is resolved at construction. ``fusion`` picks the full model
+    (``"gated"``) or a single-modality ablation baseline (``"visual"``, ``"audio"``) that builds and reads only
+    that branch. ``modality_dropout`` is the probability of dropping one whole modality from a training window.
+    """
+
+    visual_dim: int = 1024
+    audio_dim: int = 1024
+    d_model: int = 256
+    n_layers: int = 3
+    n_heads: int = 4
+    ff_dim: int | None = None
+    dropout: float = 0.1
+    modality_dropout: float = 0.1
+    n_classes: int = NUM_CLASSES
+    max_len: int = 1024
+    fusion: str = "gated"
+
+    def __post_init__(self) -> None:
+        if self.ff_dim is None:
+            self.ff_dim = 4 * self.d_model
+        for name in ("visual_dim", "audio_dim", "d_model", "n_layers", "n_heads", "ff_dim", "max_len"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"FusionConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.d_model % self.n_heads:
+            raise ValueError(f"FusionConfig.n_heads={self.n_heads} must divide d_model={self.d_model}")
+        for name in ("dropout", "modality_dropout"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"FusionConfig.{name} must lie in [0, 1], got {getattr(self, name)}")
+        if self.n_classes < 2:
+            raise ValueError(f"FusionConfig.n_classes must be >= 2, got {self.n_classes}")
+        if self.fusion not in FUSION_MODES:
+            raise ValueError(f"FusionConfig.fusion must be one of {FUSION_MODES}, got {self.fusion!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the config as a flat dict of plain Python values."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> FusionConfig:
+        """Build a config from ``to_dict()`` output; missing keys take defaults, unknown keys raise ``ValueError``."""
+        known = {field.name for field in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"Unknown FusionConfig keys {unknown}; known keys are {sorted(known)}")
+        return cls(**values)
+
+
+def _safe_key_padding(available: Tensor) -> tuple[Tensor, Tensor]:
+    """Turn an availability mask (B, T) into a key padding mask that never masks a whole row.
+
+    Returns ``(key_padding, has_any)``: ``key_padding`` is True where a key must be ignored, except in rows with
+    no available key at all, which are left fully visible (a softmax over only -inf would be NaN); ``has_any`` (B,)
+    tells the caller which rows to zero afterwards.
+    """
+    has_any = available.any(dim=1)  # (B,)
+    key_padding = ~available & has_any[:, None]  # (B, T)
+    return key_padding, has_any
+
+
+class ModalityDropout(nn.Module):
+    """In training, drop one whole modality from a window with probability ``p`` (visual or audio, 1/2 each).
+
+    Dropping sets that branch's availability mask all False; the model then zeroes its features. A modality is
+    never dropped when the other one has no available frame in the window, so a window never loses both.
+    Draws come from ``generator`` when given, else from the global RNG (deterministic under ``torch.manual_seed``).
+    """
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = p
+
+    def forward(
+        self, face_mask: Tensor, audio_mask: Tensor, generator: torch.Generator | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """Return the (face_mask, audio_mask) pair after dropout; unchanged in eval mode or when ``p == 0``."""
+        if not self.training or self.p == 0.0:
+            return face_mask, audio_mask
+        batch = face_mask.shape[0]
+        device = generator.device if generator is not None else face_mask.device
+        draws = torch.rand(2, batch, generator=generator, device=device).to(face_mask.device)  # (2, B)
+        drop_window = draws[0] < self.p
+        choose_visual = draws[1] < 0.5
+        drop_visual = drop_window & choose_visual & audio_mask.any(dim=1)  # (B,)
+        drop_audio = drop_window & ~choose_visual & face_mask.any(dim=1)
+        return face_mask & ~drop_visual[:, None], audio_mask & ~drop_audio[:, None]
+
+
+def sinusoidal_positions(max_len: int, d_model: int) -> Tensor:
+    """Return the fixed sinusoidal positional table of "Attention Is All You Need", shape (max_len, d_model)."""
+    positions = torch.arange(max_len, dtype=torch.float32)[:, None]  # (L, 1)
+    frequencies = torch.exp(torch.arange(0, d_model, 2, dtype=torch.float32) * (-math.log(10000.0) / d_model))
+    angles = positions * frequencies  # (L, ceil(d/2))
+    table = torch.zeros(max_len, d_model)
+    table[:, 0::2] = torch.sin(angles)
+    table[:, 1::2] = torch.cos(angles[:, : d_model // 2])
+    return table
+
+
+class ModalityProjection(nn.Module):
+    """Project one modality's frame features to the model width: Linear → LayerNorm → + positions → dropout."""
+
+    def __init__(self, in_dim: int, config: FusionConfig) -> None:
+        super().__init__()
+        self.linear = nn.Linear(in_dim, config.d_model)
+        self.norm = nn.LayerNorm(config.d_model)
+        self.dropout = nn.Dropout(config.dropout)
+        # Not persistent: the table is a function of (max_len, d_model) and need not bloat checkpoints.
+        self.register_buffer("positions", sinusoidal_positions(config.max_len, config.d_model), persistent=False)
+
+    def forward(self, features: Tensor) -> Tensor:
+        """Map features (B, T, in_dim) to (B, T, d_model)."""
+        length = features.shape[1]
+        if length > self.positions.shape[0]:
+            raise ValueError(f"Window of {length} frames exceeds max_len={self.positions.shape[0]}")
+        hidden = self.norm(self.linear(features))  # (B, T, D)
+        return self.dropout(hidden + self.positions[:length])
+
+
+class TemporalEncoder(nn.Module):
+    """A pre-norm GELU Transformer encoder over one branch's frames, attending only to available frames.
+
+    Nested tensors are disabled (they drop padded rows), and a window with no available frame at all attends to
+    every frame and is then zeroed, so its output is finite and carries no information.
+    """
+
+    def __init__(self, config: FusionConfig) -> None:
+        super().__init__()
+        layer = nn.TransformerEncoderLayer(
+            d_model=config.d_model,
+            nhead=config.n_heads,
+            dim_feedforward=config.ff_dim,
+            dropout=config.dropout,
+            activation="gelu",
+            batch_first=True,
+            norm_first=True,
+        )
+        self.encoder = nn.TransformerEncoder(
+            layer, num_layers=config.n_layers, norm=nn.LayerNorm(config.d_model), enable_nested_tensor=False
+        )
+
+    def forward(self, hidden: Tensor, available: Tensor) -> Tensor:
+        """Encode hidden (B, T, D) given availability (B, T) bool; returns (B, T, D)."""
+        key_padding, has_any = _safe_key_padding(available)
+        encoded = self.encoder(hidden, src_key_padding_mask=key_padding)  # (B, T, D)
+        return encoded.masked_fill(~has_any[:, None, None], 0.0)
+
+
+class SafeCrossAttention(nn.Module):
+    """Queries from one branch attend to the other branch's available frames; residual + LayerNorm around it.
+
+    When the other branch has no available frame in a window, the attention output for that window is zero (the
+    queries pass through the residual alone); the softmax is never taken over an all-masked row, so neither the
+    output nor its gradients can be NaN.
+    """
+
+    def __init__(self, config: FusionConfig) -> None:
+        super().__init__()
+        self.attention = nn.MultiheadAttention(config.d_model, config.n_heads, dropout=config.dropout, batch_first=True)
+        self.dropout = nn.Dropout(config.dropout)
+        self.norm = nn.LayerNorm(config.d_model)
+
+    def forward(self, queries: Tensor, keys: Tensor, key_available: Tensor) -> Tensor:
+        """Attend queries (B, Tq, D) to keys (B, Tk, D) where ``key_available`` (B, Tk) is True; returns (B, Tq, D)."""
+        key_padding, has_any = _safe_key_padding(key_available)
+        attended, _ = self.attention(queries, keys, keys, key_padding_mask=key_padding, need_weights=False)
+        attended = attended.masked_fill(~has_any[:, None, None], 0.0)  # (B, Tq, D)
+        return self.norm(queries + self.dropout(attended))
+
+
+class GatedFusion(nn.Module):
+    """Per-frame learnable gate ``g = sigmoid(W [h_v; h_a] + b)``, ``fused = g * h_v + (1 - g) * h_a``.
+
+    Availability overrides the learned gate so the model leans on the branch that is present: ``g = 0`` where the
+    face is missing (audio only), ``g = 1`` where the audio is missing, ``g = 1/2`` where both are missing.
+    The gate is a vector (one weight per channel), as in gated multimodal units.
+    """
+
+    def __init__(self, config: FusionConfig) -> None:
+        super().__init__()
+        self.gate = nn.Linear(2 * config.d_model, config.d_model)
+
+    def forward(self, visual: Tensor, audio: Tensor, face_mask: Tensor, audio_mask: Tensor) -> Tensor:
+        """Fuse visual and audio (B, T, D) frame by frame under masks (B, T); returns (B, T, D)."""
+        gate = torch.sigmoid(self.gate(torch.cat([visual, audio], dim=-1)))  # (B, T, D)
+        only_visual = (face_mask & ~audio_mask)[..., None]  # (B, T, 1)
+        only_audio = (~face_mask & audio_mask)[..., None]
+        neither = (~face_mask & ~audio_mask)[..., None]
+        gate = gate.masked_fill(only_visual, 1.0).masked_fill(only_audio, 0.0).masked_fill(neither, 0.5)
+        return gate * visual + (1.0 - gate) * audio
+
+
+class ClassifierHead(nn.Sequential):
+    """Per-frame MLP head: LayerNorm → Linear(d, d) → GELU → dropout → Linear(d, n_classes)."""
+
+    def __init__(self, config: FusionConfig) -> None:
+        super().__init__(
+            nn.LayerNorm(config.d_model),
+            nn.Linear(config.d_model, config.d_model),
+            nn.GELU(),
+            nn.Dropout(config.dropout),
+            nn.Linear(config.d_model, config.n_classes),
+        )
+
+
+class FusionTransformer(nn.Module):
+    """Frame-level expression classifier over visual and audio feature sequences (see the module diagram).
+
+    With ``fusion="visual"`` or ``"audio"`` only that branch is built and the other inputs are ignored entirely.
+    """
+
+    def __init__(self, config: FusionConfig) -> None:
+        super().__init__()
+        self.config = config
+        uses_visual = config.fusion in ("gated", "visual")
+        uses_audio = config.fusion in ("gated", "audio")
+        if uses_visual:
+            self.visual_projection = ModalityProjection(config.visual_dim, config)
+            self.visual_encoder = TemporalEncoder(config)
+        if uses_audio:
+            self.audio_projection = ModalityProjection(config.audio_dim, config)
+            self.audio_encoder = TemporalEncoder(config)
+        if uses_visual and uses_audio:
+            self.modality_dropout = ModalityDropout(config.modality_dropout)
+            self.visual_reads_audio = SafeCrossAttention(config)
+            self.audio_reads_visual = SafeCrossAttention(config)
+            self.fusion = GatedFusion(config)
+        self.head = ClassifierHead(config)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The floating dtype of the parameters; inputs are cast to it."""
+        return self.head[-1].weight.dtype
+
+    def count_parameters(self, trainable_only: bool = True) -> int:
+        """Number of (trainable, by default) parameters."""
+        return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
+
+    def forward(
+        self,
+        visual: Tensor,
+        audio: Tensor,
+        face_mask: Tensor,
+        audio_mask: Tensor,
+        *,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """Return per-frame logits (B, T, n_classes).
+
+        Args:
+            visual: face features (B, T, visual_dim), any float dtype (float16 on disk); ignored if ``fusion="audio"``.
+            audio: audio features (B, T, audio_dim), aligned to video frames; ignored if ``fusion="visual"``.
+            face_mask: (B, T) bool, True where a face was found.
+            audio_mask: (B, T) bool, True where audio is present.
+            generator: optional RNG for modality dropout (training only).
+        """
+        face_mask, audio_mask = face_mask.bool(), audio_mask.bool()
+        if self.config.fusion == "visual":
+            frames = self._encode(visual, face_mask, self.visual_projection, self.visual_encoder)
+        elif self.config.fusion == "audio":
+            frames = self._encode(audio, audio_mask, self.audio_projection, self.audio_encoder)
+        else:
+            face_mask, audio_mask = self.modality_dropout(face_mask, audio_mask, generator=generator)
+            visual_frames = self._encode(visual, face_mask, self.visual_projection, self.visual_encoder)
+            audio_frames = self._encode(audio, audio_mask, self.audio_projection, self.audio_encoder)
+            # Both directions read the other branch's encoder output, once, after the encoders.
+            visual_frames, audio_frames = (
+                self.visual_reads_audio(visual_frames, audio_frames, audio_mask),
+                self.audio_reads_visual(audio_frames, visual_frames, face_mask),
+            )
+            frames = self.fusion(visual_frames, audio_frames, face_mask, audio_mask)  # (B, T, D)
+        return self.head(frames)  # (B, T, n_classes)
+
+    def _encode(
+        self, features: Tensor, available: Tensor, projection: ModalityProjection, encoder: TemporalEncoder
+    ) -> Tensor:
+        """Project and encode one branch; features (B, T, in_dim) → (B, T, D)."""
+        if features.shape[:2] != available.shape:
+            raise ValueError(f"Features {tuple(features.shape)} do not match mask {tuple(available.shape)}")
+        if features.shape[-1] != projection.linear.in_features:
+            raise ValueError(f"Expected feature dim {projection.linear.in_features}, got {features.shape[-1]}")
+        # Unavailable frames may hold anything (zeros, stale values): blank them so they carry no information.
+        features = features.to(self.dtype).masked_fill(~available[..., None], 0.0)
+        return encoder(projection(features), available)

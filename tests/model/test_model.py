@@ -1,0 +1,309 @@
+"""Behaviour of the fusion Transformer: missing modalities, gradients, modality dropout, configs."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from exprfusion.labels import NUM_CLASSES
+from exprfusion.model import FusionConfig, FusionTransformer, GatedFusion, ModalityDropout
+
+BATCH, FRAMES, FEATURE_DIM = 3, 12, 16
+
+
+def tiny_config(**overrides) -> FusionConfig:
+    """A model small enough to run in milliseconds."""
+    values = dict(visual_dim=FEATURE_DIM, audio_dim=FEATURE_DIM, d_model=32, n_layers=2, n_heads=4, max_len=64)
+    return FusionConfig(**(values | overrides))
+
+
+def tiny_model(seed: int = 0, **overrides) -> FusionTransformer:
+    torch.manual_seed(seed)
+    return FusionTransformer(tiny_config(**overrides))
+
+
+def random_inputs(seed: int = 0) -> dict[str, torch.Tensor]:
+    """Float16 features (as stored on disk) with every frame available."""
+    generator = torch.Generator().manual_seed(seed)
+    return {
+        "visual": torch.randn(BATCH, FRAMES, FEATURE_DIM, generator=generator).half(),
+        "audio": torch.randn(BATCH, FRAMES, FEATURE_DIM, generator=generator).half(),
+        "face_mask": torch.ones(BATCH, FRAMES, dtype=torch.bool),
+        "audio_mask": torch.ones(BATCH, FRAMES, dtype=torch.bool),
+    }
+
+
+def with_random(inputs: dict[str, torch.Tensor], key: str, seed: int = 99) -> dict[str, torch.Tensor]:
+    """Copy of ``inputs`` with ``inputs[key]`` replaced by fresh random values."""
+    generator = torch.Generator().manual_seed(seed)
+    fresh = torch.randn(inputs[key].shape, generator=generator).to(inputs[key].dtype)
+    return inputs | {key: fresh}
+
+
+def test_logits_have_one_row_per_frame_from_float16_inputs():
+    logits = tiny_model().eval()(**random_inputs())
+    assert logits.shape == (BATCH, FRAMES, NUM_CLASSES)
+    assert logits.dtype == torch.float32
+    assert torch.isfinite(logits).all()
+
+
+@pytest.mark.parametrize(
+    ("missing_mask", "missing_features", "present_features"),
+    [
+        ("face_mask", "visual", "audio"),
+        ("audio_mask", "audio", "visual"),
+    ],
+)
+def test_window_without_one_modality_is_driven_by_the_other_alone(missing_mask, missing_features, present_features):
+    model = tiny_model().eval()
+    inputs = random_inputs()
+    inputs[missing_mask][0] = False  # sample 0 loses the whole modality
+    with torch.no_grad():
+        logits = model(**inputs)
+        logits_new_missing = model(**with_random(inputs, missing_features))
+        logits_new_present = model(**with_random(inputs, present_features))
+    assert torch.isfinite(logits).all()
+    torch.testing.assert_close(logits_new_missing[0], logits[0], rtol=0, atol=1e-6)
+    # The other modality does drive the prediction, so the equality above is not vacuous.
+    assert not torch.allclose(logits_new_present[0], logits[0], atol=1e-3)
+
+
+def test_frames_without_a_face_ignore_their_visual_values():
+    model = tiny_model().eval()
+    inputs = random_inputs()
+    inputs["face_mask"][:, 3:7] = False
+    changed = inputs["visual"].clone()
+    changed[:, 3:7] = float("nan")  # whatever sits in a no-face row must not leak through
+    with torch.no_grad():
+        torch.testing.assert_close(model(**(inputs | {"visual": changed})), model(**inputs), rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_window_without_any_modality_gives_finite_logits_and_gradients(training):
+    model = tiny_model().train(training)
+    inputs = random_inputs()
+    inputs["face_mask"][1] = False
+    inputs["audio_mask"][1] = False
+    logits = model(**inputs)
+    assert torch.isfinite(logits).all()
+    logits.square().mean().backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_no_module_ever_outputs_nan_when_branches_are_fully_masked(training):
+    """Final outputs could hide a NaN by masking it away; check every intermediate activation instead."""
+    model = tiny_model(modality_dropout=0.0).train(training)
+    inputs = random_inputs()
+    inputs["face_mask"][0] = False
+    inputs["audio_mask"][1] = False
+    inputs["face_mask"][2] = False
+    inputs["audio_mask"][2] = False
+    non_finite: list[str] = []
+
+    def check_output(name: str):
+        def hook(_module, _inputs, output):
+            tensor = output[0] if isinstance(output, tuple) else output
+            if not torch.isfinite(tensor).all():
+                non_finite.append(name)
+
+        return hook
+
+    for name, module in model.named_modules():
+        if ".layers." not in name:  # a hook inside an encoder layer would switch off PyTorch's fused path
+            module.register_forward_hook(check_output(name))
+    with torch.set_grad_enabled(training):  # eval without grad takes PyTorch's fused encoder path
+        model(**inputs)
+    assert non_finite == []
+
+
+def test_gradients_reach_both_branch_projections():
+    model = tiny_model(modality_dropout=0.0).train()
+    logits = model(**random_inputs())
+    targets = torch.randint(0, NUM_CLASSES, (BATCH, FRAMES), generator=torch.Generator().manual_seed(1))
+    torch.nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten()).backward()
+    for projection in (model.visual_projection, model.audio_projection):
+        gradient = projection.linear.weight.grad
+        assert torch.isfinite(gradient).all()
+        assert gradient.abs().sum() > 0
+
+
+def test_no_nan_gradient_when_a_branch_is_fully_masked():
+    model = tiny_model(modality_dropout=0.0).train()
+    inputs = random_inputs()
+    inputs["face_mask"][0] = False  # no face in the window
+    inputs["audio_mask"][1] = False  # no audio in the window
+    inputs["face_mask"][2, ::2] = False  # faces missing on every other frame
+    model(**inputs).square().mean().backward()
+    gradients = [p.grad for p in model.parameters() if p.grad is not None]
+    assert gradients
+    assert all(torch.isfinite(g).all() for g in gradients)
+
+
+def test_gate_leans_on_the_branch_that_is_present():
+    torch.manual_seed(0)
+    fusion = GatedFusion(tiny_config())
+    visual, audio = torch.randn(2, 1, 4, 32).unbind(0)  # (B=1, T=4, D=32) each
+    face_mask = torch.tensor([[True, False, True, False]])
+    audio_mask = torch.tensor([[True, True, False, False]])
+    fused = fusion(visual, audio, face_mask, audio_mask)
+    torch.testing.assert_close(fused[0, 1], audio[0, 1])  # no face: audio alone
+    torch.testing.assert_close(fused[0, 2], visual[0, 2])  # no audio: visual alone
+    torch.testing.assert_close(fused[0, 3], (visual[0, 3] + audio[0, 3]) / 2)  # neither: finite average
+    assert not torch.allclose(fused[0, 0], audio[0, 0]) and not torch.allclose(fused[0, 0], visual[0, 0])
+
+
+def test_eval_fast_path_matches_training_path_without_dropout():
+    model = tiny_model(dropout=0.0, modality_dropout=0.0)
+    inputs = random_inputs()
+    inputs["face_mask"][0] = False
+    inputs["audio_mask"][1, :5] = False
+    training_logits = model.train()(**inputs)
+    with torch.no_grad():
+        eval_logits = model.eval()(**inputs)
+    torch.testing.assert_close(eval_logits, training_logits.detach(), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("fusion", "ignored_mask", "ignored_features"),
+    [
+        ("visual", "audio_mask", "audio"),
+        ("audio", "face_mask", "visual"),
+    ],
+)
+def test_single_modality_baselines_ignore_the_other_modality(fusion, ignored_mask, ignored_features):
+    model = tiny_model(fusion=fusion).eval()
+    inputs = random_inputs()
+    other = with_random(inputs, ignored_features)
+    other[ignored_mask] = torch.rand(BATCH, FRAMES) < 0.5
+    with torch.no_grad():
+        torch.testing.assert_close(model(**other), model(**inputs), rtol=0, atol=0)
+    assert model.count_parameters() < tiny_model().count_parameters()
+
+
+def test_count_parameters_counts_every_trainable_weight():
+    model = tiny_model()
+    assert model.count_parameters() == sum(p.numel() for p in model.parameters())
+    model.head.requires_grad_(False)
+    assert model.count_parameters() < model.count_parameters(trainable_only=False)
+
+
+def test_runs_under_bfloat16_autocast():
+    model = tiny_model().train()
+    inputs = random_inputs()
+    inputs["face_mask"][0] = False
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = model(**inputs)
+    assert torch.isfinite(logits).all()
+    logits.float().square().mean().backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_runs_under_cuda_bfloat16_autocast():
+    model = tiny_model().cuda().eval()
+    inputs = {key: value.cuda() for key, value in random_inputs().items()}
+    inputs["audio_mask"][2] = False
+    with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16):
+        logits = model(**inputs)
+    assert torch.isfinite(logits).all()
+
+
+def test_window_longer_than_max_len_is_rejected():
+    inputs = random_inputs()
+    model = tiny_model(max_len=FRAMES - 1)
+    with pytest.raises(ValueError, match="max_len"):
+        model(**inputs)
+
+
+# ---- modality dropout ---------------------------------------------------------------------------------------------
+
+
+def random_masks(batch: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Availability masks where some windows already lack a whole modality."""
+    generator = torch.Generator().manual_seed(seed)
+    face_mask = torch.rand(batch, FRAMES, generator=generator) < 0.8
+    audio_mask = torch.rand(batch, FRAMES, generator=generator) < 0.9
+    face_mask[::7] = False
+    audio_mask[::5] = False
+    return face_mask, audio_mask
+
+
+@pytest.mark.parametrize("p", [0.3, 1.0])
+def test_modality_dropout_never_drops_both_and_only_drops_whole_modalities(p):
+    dropout = ModalityDropout(p).train()
+    for seed in range(20):
+        face_mask, audio_mask = random_masks(batch=200, seed=seed)
+        torch.manual_seed(seed)
+        new_face, new_audio = dropout(face_mask, audio_mask)
+        had_something = face_mask.any(1) | audio_mask.any(1)
+        assert torch.equal(new_face.any(1) | new_audio.any(1), had_something)
+        for old, new in ((face_mask, new_face), (audio_mask, new_audio)):
+            assert not (new & ~old).any()  # never adds frames
+            changed = (new != old).any(1)
+            assert not new[changed].any()  # a changed modality is gone from the whole window
+
+
+def test_modality_dropout_drops_about_p_of_windows_evenly_between_modalities():
+    batch, p = 20_000, 0.3
+    face_mask = torch.ones(batch, FRAMES, dtype=torch.bool)
+    audio_mask = torch.ones(batch, FRAMES, dtype=torch.bool)
+    new_face, new_audio = ModalityDropout(p).train()(face_mask, audio_mask, generator=torch.Generator().manual_seed(0))
+    visual_dropped = (~new_face.any(1)).float().mean().item()
+    audio_dropped = (~new_audio.any(1)).float().mean().item()
+    assert visual_dropped + audio_dropped == pytest.approx(p, abs=0.015)
+    assert visual_dropped == pytest.approx(p / 2, abs=0.015)
+
+
+def test_modality_dropout_with_p_one_drops_exactly_one_modality_per_window():
+    ones = torch.ones(500, FRAMES, dtype=torch.bool)
+    new_face, new_audio = ModalityDropout(1.0).train()(ones, ones)
+    assert torch.equal(new_face.any(1) ^ new_audio.any(1), torch.ones(500, dtype=torch.bool))
+
+
+def test_modality_dropout_is_a_no_op_in_eval_mode():
+    face_mask, audio_mask = random_masks(batch=50, seed=0)
+    new_face, new_audio = ModalityDropout(1.0).eval()(face_mask, audio_mask)
+    assert torch.equal(new_face, face_mask)
+    assert torch.equal(new_audio, audio_mask)
+    model = tiny_model(modality_dropout=1.0).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(model(**random_inputs()), model(**random_inputs()), rtol=0, atol=0)
+
+
+def test_modality_dropout_is_deterministic_under_a_seed():
+    face_mask, audio_mask = random_masks(batch=100, seed=3)
+    dropout = ModalityDropout(0.5).train()
+    torch.manual_seed(7)
+    first = dropout(face_mask, audio_mask)
+    torch.manual_seed(7)
+    second = dropout(face_mask, audio_mask)
+    third = dropout(face_mask, audio_mask, generator=torch.Generator().manual_seed(7))
+    fourth = dropout(face_mask, audio_mask, generator=torch.Generator().manual_seed(7))
+    assert all(torch.equal(a, b) for a, b in zip(first, second, strict=True))
+    assert all(torch.equal(a, b) for a, b in zip(third, fourth, strict=True))
+
+
+# ---- config -------------------------------------------------------------------------------------------------------
+
+
+def test_config_round_trips_through_a_dict():
+    config = tiny_config(fusion="audio", dropout=0.2)
+    assert FusionConfig.from_dict(config.to_dict()) == config
+    assert FusionConfig.from_dict({}) == FusionConfig()
+
+
+def test_config_resolves_default_feed_forward_width():
+    assert FusionConfig(d_model=64).ff_dim == 256
+    assert FusionConfig(d_model=64, ff_dim=100).ff_dim == 100
+
+
+def test_config_rejects_unknown_keys_by_name():
+    with pytest.raises(ValueError, match="hidden_size"):
+        FusionConfig.from_dict(FusionConfig().to_dict() | {"hidden_size": 3})
+
+
+@pytest.mark.parametrize("bad", [{"d_model": 30, "n_heads": 4}, {"fusion": "concat"}, {"modality_dropout": 1.5}])
+def test_config_rejects_invalid_values(bad):
+    with pytest.raises(ValueError):
+        FusionConfig(**bad)
