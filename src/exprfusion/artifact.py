@@ -1,0 +1,77 @@
+"""The model artefact: one file holding the weights, the model config and the inference settings.
+
+Training writes it, DVC versions it, MLflow logs it, and the service and ``exprfusion predict`` load it.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from exprfusion.labels import CLASS_NAMES
+from exprfusion.model import FusionConfig, FusionTransformer
+
+ARTIFACT_FORMAT = "exprfusion-model/1"
+
+
+@dataclass(frozen=True)
+class InferenceSettings:
+    """How to turn a video's frames into labels: window length, stride of overlapping windows, median kernel."""
+
+    window: int
+    stride: int
+    median_kernel: int
+
+    def to_dict(self) -> dict[str, int]:
+        """Plain dict for JSON and MLflow."""
+        return {"window": self.window, "stride": self.stride, "median_kernel": self.median_kernel}
+
+
+def save_model(
+    path: str | Path,
+    model: FusionTransformer,
+    inference: InferenceSettings,
+    metadata: dict[str, Any] | None = None,
+) -> Path:
+    """Write the artefact atomically to ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "format": ARTIFACT_FORMAT,
+        "class_names": list(CLASS_NAMES),
+        "model_config": model.config.to_dict(),
+        "inference": inference.to_dict(),
+        "metadata": metadata or {},
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+    }
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[FusionTransformer, InferenceSettings, dict]:
+    """Load an artefact; return the model (eval mode), its inference settings and its metadata."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: model file not found")
+    try:
+        payload = torch.load(path, map_location=device, weights_only=True)
+    except Exception as error:
+        raise ValueError(f"{path}: not an exprfusion model file ({error})") from error
+    if not isinstance(payload, dict) or payload.get("format") != ARTIFACT_FORMAT:
+        raise ValueError(f"{path}: not an exprfusion model file (format {ARTIFACT_FORMAT} expected)")
+    model = FusionTransformer(FusionConfig.from_dict(payload["model_config"]))
+    model.load_state_dict(payload["state_dict"])
+    model.to(device).eval()
+    return model, InferenceSettings(**payload["inference"]), payload.get("metadata", {})

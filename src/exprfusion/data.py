@@ -1,0 +1,132 @@
+"""A corpus split as contiguous tensors, and vectorised gathering of window batches from it.
+
+Each split is stacked once (video after video) into ``[N, D]`` tensors; a batch of windows is one fancy-indexing
+operation with the ``rows`` of a :class:`~exprfusion.windows.WindowIndex`, never per-frame Python.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from exprfusion.corpus import Corpus
+from exprfusion.labels import IGNORE_LABEL
+from exprfusion.windows import WindowIndex, build_window_index, contiguous_offsets
+
+
+@dataclass(frozen=True)
+class SplitData:
+    """One split stacked into contiguous tensors (video ``i`` occupies rows ``offsets[i]:offsets[i]+lengths[i]``)."""
+
+    videos: list[str]
+    lengths: np.ndarray  # (V,)
+    offsets: np.ndarray  # (V,)
+    fps: np.ndarray  # (V,)
+    visual: Tensor  # (N, Dv) float16
+    audio: Tensor  # (N, Da) float16
+    face_mask: Tensor  # (N,) bool
+    audio_mask: Tensor  # (N,) bool
+    labels: Tensor  # (N,) int64, -1 = ignore
+
+    @property
+    def n_frames(self) -> int:
+        """Total frames in the split."""
+        return int(self.labels.shape[0])
+
+    def video_rows(self, video: int) -> slice:
+        """The rows of video number ``video``."""
+        start = int(self.offsets[video])
+        return slice(start, start + int(self.lengths[video]))
+
+    def window_index(self, window: int, stride: int) -> WindowIndex:
+        """Windows of every video of the split, with global row indices into the stacked tensors."""
+        return build_window_index(self.lengths, window, stride, self.offsets)
+
+    def to(self, device: torch.device | str) -> SplitData:
+        """A copy with every tensor on ``device``."""
+        tensors = ("visual", "audio", "face_mask", "audio_mask", "labels")
+        return replace(self, **{name: getattr(self, name).to(device) for name in tensors})
+
+    def with_faces_masked(self, fraction: float, seed: int = 0, burst: int = 30) -> SplitData:
+        """A copy where ``fraction`` of the face frames are marked missing, in bursts of ``burst`` frames.
+
+        Bursts mimic real occlusions (a hand, a turned head) better than isolated frames do; ``fraction=1`` removes
+        every face, leaving the audio branch alone.
+        """
+        if not 0.0 <= fraction <= 1.0:
+            raise ValueError(f"fraction must lie in [0, 1], got {fraction}")
+        face_mask = self.face_mask.cpu().numpy().copy()
+        if fraction > 0.0:
+            rng = np.random.default_rng(seed)
+            # Visit burst-aligned blocks in random order; take just enough blocks to hide the target face count.
+            faces_per_block = np.add.reduceat(face_mask.astype(np.int64), np.arange(0, len(face_mask), burst))
+            order = rng.permutation(len(faces_per_block))
+            target = int(round(fraction * face_mask.sum()))
+            n_blocks = int(np.searchsorted(np.cumsum(faces_per_block[order]), target)) + 1
+            chosen = np.zeros(len(faces_per_block), dtype=bool)
+            chosen[order[:n_blocks]] = True
+            face_mask &= ~np.repeat(chosen, burst)[: len(face_mask)]
+        mask = torch.from_numpy(face_mask).to(self.face_mask.device)
+        return replace(self, face_mask=mask)
+
+
+def load_split(corpus: Corpus | str | Path, split: str) -> SplitData:
+    """Stack every video of ``split`` into preallocated arrays (read from the memory-mapped corpus)."""
+    corpus = corpus if isinstance(corpus, Corpus) else Corpus(corpus)
+    videos = corpus.videos(split)
+    if not videos:
+        raise ValueError(f"{corpus.root}: the corpus has no {split!r} videos")
+    rows = corpus.manifest.loc[videos]
+    lengths = rows["n_frames"].to_numpy(dtype=np.int64)
+    offsets = contiguous_offsets(lengths)
+    total = int(lengths.sum())
+    visual = np.empty((total, corpus.visual_dim), dtype=np.float16)
+    audio = np.empty((total, corpus.audio_dim), dtype=np.float16)
+    face_mask = np.empty(total, dtype=bool)
+    audio_mask = np.empty(total, dtype=bool)
+    labels = np.empty(total, dtype=np.int64)
+    for video, start, n in zip(videos, offsets, lengths, strict=True):
+        record = corpus.load(video)
+        end = start + n
+        visual[start:end] = record.visual
+        audio[start:end] = record.audio
+        face_mask[start:end] = record.face_mask
+        audio_mask[start:end] = record.audio_mask
+        labels[start:end] = record.labels
+    return SplitData(
+        videos=videos,
+        lengths=lengths,
+        offsets=offsets,
+        fps=rows["fps"].to_numpy(dtype=np.float64),
+        visual=torch.from_numpy(visual),
+        audio=torch.from_numpy(audio),
+        face_mask=torch.from_numpy(face_mask),
+        audio_mask=torch.from_numpy(audio_mask),
+        labels=torch.from_numpy(labels),
+    )
+
+
+@dataclass(frozen=True)
+class WindowBatch:
+    """A batch of windows gathered from a split; padding positions are masked out and labelled -1."""
+
+    visual: Tensor  # (B, T, Dv)
+    audio: Tensor  # (B, T, Da)
+    face_mask: Tensor  # (B, T) bool
+    audio_mask: Tensor  # (B, T) bool
+    labels: Tensor  # (B, T) int64
+
+
+def gather_windows(data: SplitData, rows: Tensor, valid: Tensor) -> WindowBatch:
+    """Gather windows by global row indices ``rows`` (B, T) with ``valid`` (B, T) marking real frames."""
+    return WindowBatch(
+        visual=data.visual[rows],
+        audio=data.audio[rows],
+        face_mask=data.face_mask[rows] & valid,
+        audio_mask=data.audio_mask[rows] & valid,
+        labels=data.labels[rows].masked_fill(~valid, IGNORE_LABEL),
+    )

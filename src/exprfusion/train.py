@@ -1,0 +1,277 @@
+"""One training run from a config: AdamW, warm-up + cosine, clipping, early stopping on voted macro-F1, resume."""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from exprfusion.artifact import InferenceSettings
+from exprfusion.corpus import Corpus
+from exprfusion.data import SplitData, gather_windows, load_split
+from exprfusion.inference import autocast_for, predict_split, single_pass_labels
+from exprfusion.losses import FocalLoss, inverse_frequency_weights
+from exprfusion.metrics import evaluate_predictions, macro_f1
+from exprfusion.model import FusionConfig, FusionTransformer
+from exprfusion.seeding import seed_everything
+
+CHECKPOINT_NAME = "checkpoint.pt"
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation, windowing and post-processing settings of one run (the model's own live in FusionConfig)."""
+
+    epochs: int = 12
+    batch_size: int = 32
+    lr: float = 5e-4
+    weight_decay: float = 0.05
+    warmup_fraction: float = 0.1
+    grad_clip: float = 1.0
+    focal_gamma: float = 2.0
+    class_weight_power: float = 0.0
+    window: int = 128
+    stride: int = 64
+    eval_stride: int = 32
+    median_kernel: int = 31
+    patience: int = 4
+    seed: int = 0
+    device: str = "auto"
+    eval_batch_size: int = 64
+
+    def inference(self) -> InferenceSettings:
+        """The inference settings a model trained with this config should be served with."""
+        return InferenceSettings(window=self.window, stride=self.eval_stride, median_kernel=self.median_kernel)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (for MLflow and JSON)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        """Build from a dict; unknown keys are an error naming them."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown training settings {unknown}; known: {sorted(known)}")
+        return cls(**values)
+
+
+@dataclass
+class EpochReport:
+    """What one epoch produced; handed to the per-epoch callback (MLflow, Ray Tune)."""
+
+    epoch: int
+    train_loss: float
+    lr: float
+    seconds: float
+    metrics: dict[str, float]
+
+
+@dataclass
+class TrainResult:
+    """The outcome of a run: the best model (weights of the best epoch) and its history."""
+
+    model: FusionTransformer
+    best_epoch: int
+    best_metrics: dict[str, float]
+    history: list[EpochReport] = field(default_factory=list)
+    stopped_early: bool = False
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` picks CUDA when available, else CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def warmup_cosine(total_steps: int, warmup_fraction: float) -> Callable[[int], float]:
+    """Learning-rate multiplier: linear warm-up, then cosine decay to zero."""
+    warmup = max(1, int(total_steps * warmup_fraction))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, total_steps - warmup)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+    return factor
+
+
+def validation_metrics(model: FusionTransformer, data: SplitData, config: TrainConfig) -> dict[str, float]:
+    """Macro-F1 after voting + median (the early-stopping metric), after voting only, and single pass."""
+    truth = data.labels.cpu().numpy()
+    prediction = predict_split(
+        model, data, config.window, config.eval_stride, config.median_kernel, config.eval_batch_size
+    )
+    scores = evaluate_predictions(truth, prediction.labels)
+    return {
+        "macro_f1": scores["macro_f1"],
+        "accuracy": scores["accuracy"],
+        "macro_f1_voting": macro_f1(truth, prediction.labels_voting),
+        "macro_f1_frame": macro_f1(truth, single_pass_labels(model, data, config.window, config.eval_batch_size)),
+    }
+
+
+def _frame_mask(config: FusionConfig, batch: Any) -> torch.Tensor | None:
+    """Frames a single-modality baseline cannot see are not trained on (no face for the visual path)."""
+    if config.fusion == "visual":
+        return batch.face_mask
+    if config.fusion == "audio":
+        return batch.audio_mask
+    return None
+
+
+def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def train_model(
+    corpus: Corpus | str | Path,
+    model_config: FusionConfig,
+    config: TrainConfig,
+    *,
+    run_dir: str | Path | None = None,
+    callback: Callable[[EpochReport], None] | None = None,
+    splits: tuple[SplitData, SplitData] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> TrainResult:
+    """Train one model; checkpoint every epoch into ``run_dir`` and resume from its last checkpoint if present.
+
+    Args:
+        corpus: the corpus (train and validation splits are read from it unless ``splits`` is given).
+        model_config: the model's hyper-parameters (feature dims are taken from the data).
+        config: optimisation, windowing and post-processing settings.
+        run_dir: where ``checkpoint.pt`` lives; None disables checkpointing.
+        callback: called after every epoch with an :class:`EpochReport` (MLflow logging, Ray Tune reporting).
+        splits: preloaded ``(train, validation)`` data, to share one load between runs.
+        progress: optional ``callback(done, total)`` over epochs.
+
+    Returns:
+        The best model (by validation macro-F1 after voting + median filtering) and the history.
+    """
+    generator = seed_everything(config.seed)
+    device = resolve_device(config.device)
+    train_data, val_data = splits or (load_split(corpus, "train"), load_split(corpus, "validation"))
+    train_data, val_data = train_data.to(device), val_data.to(device)
+    model_config = FusionConfig.from_dict(
+        {
+            **model_config.to_dict(),
+            "visual_dim": int(train_data.visual.shape[1]),
+            "audio_dim": int(train_data.audio.shape[1]),
+            "max_len": max(model_config.max_len, config.window),
+        }
+    )
+    model = FusionTransformer(model_config).to(device)
+    counts = np.bincount(train_data.labels[train_data.labels >= 0].cpu().numpy(), minlength=model_config.n_classes)
+    weights = inverse_frequency_weights(counts, config.class_weight_power) if config.class_weight_power else None
+    loss_fn = FocalLoss(gamma=config.focal_gamma, class_weights=weights).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    index = train_data.window_index(config.window, config.stride)
+    steps_per_epoch = math.ceil(index.n_windows / config.batch_size)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, warmup_cosine(steps_per_epoch * config.epochs, config.warmup_fraction)
+    )
+    rows = torch.from_numpy(index.rows).to(device)
+    valid = torch.from_numpy(index.valid).to(device)
+
+    history: list[EpochReport] = []
+    best = {"epoch": -1, "metrics": {"macro_f1": -1.0}, "state": None}
+    start_epoch = 0
+    checkpoint_path = Path(run_dir) / CHECKPOINT_NAME if run_dir else None
+    if checkpoint_path and checkpoint_path.is_file():
+        state = torch.load(checkpoint_path, map_location=device, weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        if device.type == "cuda" and state.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(state["cuda_rng"])
+        history = [EpochReport(**report) for report in state["history"]]
+        best = state["best"]
+        start_epoch = state["epoch"] + 1
+
+    stopped_early = False
+    for epoch in range(start_epoch, config.epochs):
+        if epoch - best["epoch"] > config.patience and best["epoch"] >= 0:
+            stopped_early = True
+            break
+        started = time.perf_counter()
+        model.train()
+        order = torch.randperm(index.n_windows, generator=generator).to(device)
+        total_loss, n_batches = 0.0, 0
+        for step in range(steps_per_epoch):
+            ids = order[step * config.batch_size : (step + 1) * config.batch_size]
+            batch = gather_windows(train_data, rows[ids], valid[ids])
+            with autocast_for(device):
+                logits = model(batch.visual, batch.audio, batch.face_mask, batch.audio_mask, generator=generator)
+            loss = loss_fn(logits, batch.labels, _frame_mask(model_config, batch))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            total_loss += float(loss.detach())
+            n_batches += 1
+        metrics = validation_metrics(model, val_data, config)
+        report = EpochReport(
+            epoch=epoch,
+            train_loss=total_loss / max(1, n_batches),
+            lr=float(scheduler.get_last_lr()[0]),
+            seconds=time.perf_counter() - started,
+            metrics=metrics,
+        )
+        history.append(report)
+        if metrics["macro_f1"] > best["metrics"]["macro_f1"]:
+            state_dict = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+            best = {"epoch": epoch, "metrics": metrics, "state": state_dict}
+        if checkpoint_path:
+            checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
+            _save_checkpoint(
+                checkpoint_path,
+                {
+                    "epoch": epoch,
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "generator": generator.get_state(),
+                    # nn.Dropout draws from the global RNG: save it too, so a resumed run continues identically.
+                    "torch_rng": torch.get_rng_state(),
+                    "cuda_rng": torch.cuda.get_rng_state() if device.type == "cuda" else None,
+                    "history": [asdict(r) for r in history],
+                    "best": best,
+                    "model_config": model_config.to_dict(),
+                    "train_config": config.to_dict(),
+                },
+            )
+        if callback:
+            callback(report)
+        if progress:
+            progress(epoch + 1, config.epochs)
+    if best["state"] is not None:
+        model.load_state_dict(best["state"])
+    model.eval()
+    return TrainResult(
+        model=model,
+        best_epoch=int(best["epoch"]),
+        best_metrics=dict(best["metrics"]),
+        history=history,
+        stopped_early=stopped_early,
+    )
