@@ -107,19 +107,27 @@ def warmup_cosine(total_steps: int, warmup_fraction: float) -> Callable[[int], f
     return factor
 
 
-def validation_metrics(model: FusionTransformer, data: SplitData, config: TrainConfig) -> dict[str, float]:
-    """Macro-F1 after voting + median (the early-stopping metric), after voting only, and single pass."""
+def validation_metrics(
+    model: FusionTransformer, data: SplitData, config: TrainConfig, *, single_pass: bool = False
+) -> dict[str, float]:
+    """Macro-F1 after voting + median (the early-stopping metric) and after voting only; single pass on request.
+
+    The single pass costs another inference over the split, so per-epoch validation leaves it to ``evaluate``.
+    """
     truth = data.labels.cpu().numpy()
     prediction = predict_split(
         model, data, config.window, config.eval_stride, config.median_kernel, config.eval_batch_size
     )
     scores = evaluate_predictions(truth, prediction.labels)
-    return {
+    metrics = {
         "macro_f1": scores["macro_f1"],
         "accuracy": scores["accuracy"],
         "macro_f1_voting": macro_f1(truth, prediction.labels_voting),
-        "macro_f1_frame": macro_f1(truth, single_pass_labels(model, data, config.window, config.eval_batch_size)),
     }
+    if single_pass:
+        labels = single_pass_labels(model, data, config.window, config.eval_batch_size)
+        metrics["macro_f1_frame"] = macro_f1(truth, labels)
+    return metrics
 
 
 def _frame_mask(config: FusionConfig, batch: Any) -> torch.Tensor | None:
