@@ -9,16 +9,14 @@ listing every frame of every test video.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
-import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TextIO
 
 import numpy as np
 
+from exprfusion.atomic import atomic_open
 from exprfusion.labels import CLASS_NAMES, IGNORE_LABEL, NUM_CLASSES, SPLIT_DIRS
 
 EXPR_HEADER = ",".join(CLASS_NAMES)
@@ -105,7 +103,7 @@ def write_expr_annotation(path: str | os.PathLike[str], labels: np.ndarray) -> N
     """
     path = Path(path)
     labels = _as_label_vector(path, labels, _MIN_LABEL, "label")
-    with _atomic_text_writer(path) as handle:
+    with atomic_open(path) as handle:
         handle.write(EXPR_HEADER + "\n")
         handle.write("\n".join(map(str, labels.tolist())) + "\n")
 
@@ -177,9 +175,7 @@ def read_annotation_tree(root: str | os.PathLike[str]) -> dict[str, dict[str, Pa
     return tree
 
 
-def face_presence_from_cropped_aligned(
-    cropped_root: str | os.PathLike[str], video: str, n_frames: int
-) -> np.ndarray:
+def face_presence_from_cropped_aligned(cropped_root: str | os.PathLike[str], video: str, n_frames: int) -> np.ndarray:
     """Tell, per frame, whether the face detector kept a face image for it.
 
     Args:
@@ -206,9 +202,7 @@ def face_presence_from_cropped_aligned(
                 continue
             number = int(match.group(1))
             if not 1 <= number <= n_frames:
-                raise ValueError(
-                    f"{entry.path}: frame number {number} is outside 1..{n_frames} for video {video}"
-                )
+                raise ValueError(f"{entry.path}: frame number {number} is outside 1..{n_frames} for video {video}")
             numbers.append(number)
     present[np.asarray(numbers, dtype=np.int64) - 1] = True
     return present
@@ -234,12 +228,11 @@ def write_submission(path: str | os.PathLike[str], predictions: Mapping[str, np.
         if not video or "/" in video or "," in video:
             raise ValueError(f"{path}: video name {video!r} cannot be written as '<video>/00001.jpg'")
         checked[video] = _as_label_vector(path, predictions[video], 0, f"prediction of video {video}")
-    with _atomic_text_writer(path) as handle:
+    with atomic_open(path) as handle:
         handle.write(SUBMISSION_HEADER + "\n")
         for video, labels in checked.items():
             handle.writelines(
-                f"{video}/{frame_image_name(number)},{label}\n"
-                for number, label in enumerate(labels.tolist(), start=1)
+                f"{video}/{frame_image_name(number)},{label}\n" for number, label in enumerate(labels.tolist(), start=1)
             )
 
 
@@ -260,9 +253,7 @@ def read_submission(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     for line_number, line in enumerate(lines, start=2):
         row = _SUBMISSION_ROW.fullmatch(line)
         if row is None:
-            raise AnnotationError(
-                path, line_number, f"expected '<video>/00001.jpg,<class>', got {_show(line)}"
-            )
+            raise AnnotationError(path, line_number, f"expected '<video>/00001.jpg,<class>', got {_show(line)}")
         video, frame, label = row["video"], int(row["frame"]), int(row["label"])
         if not 0 <= label <= _MAX_LABEL:
             raise AnnotationError(path, line_number, f"class {label} is outside 0..{_MAX_LABEL}")
@@ -272,9 +263,7 @@ def read_submission(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
             predictions[video] = []
         expected = len(predictions[video]) + 1
         if frame != expected:
-            raise AnnotationError(
-                path, line_number, f"expected frame {expected} of video {video}, got {frame}"
-            )
+            raise AnnotationError(path, line_number, f"expected frame {expected} of video {video}, got {frame}")
         predictions[video].append(label)
         previous_video = video
     return {video: np.asarray(labels, dtype=np.int64) for video, labels in predictions.items()}
@@ -315,9 +304,7 @@ def _parse_integers_line_by_line(path: Path, lines: list[str]) -> np.ndarray:
         if _INTEGER_LINE.fullmatch(line) is None:
             raise AnnotationError(path, line_number, f"expected an integer label, got {_show(line)}")
         if not _MIN_LABEL <= int(line) <= _MAX_LABEL:
-            raise AnnotationError(
-                path, line_number, f"label {int(line)} is outside {_MIN_LABEL}..{_MAX_LABEL}"
-            )
+            raise AnnotationError(path, line_number, f"label {int(line)} is outside {_MIN_LABEL}..{_MAX_LABEL}")
     # Reached only for odd but valid files, e.g. a form feed on a trailing blank line.
     return np.asarray([int(line) for line in lines], dtype=np.int64)
 
@@ -337,19 +324,6 @@ def _as_label_vector(path: Path, values: np.ndarray, low: int, what: str) -> np.
             f"outside {low}..{_MAX_LABEL}"
         )
     return array.astype(np.int64, copy=False)
-
-
-@contextlib.contextmanager
-def _atomic_text_writer(path: Path) -> Iterator[TextIO]:
-    """Yield a handle on a temporary file beside ``path``; it replaces ``path`` only if the block succeeds."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")  # same folder: os.replace stays atomic
-    try:
-        with temporary.open("x", encoding="utf-8", newline="\n") as handle:
-            yield handle
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 def _show(line: str, limit: int = 60) -> str:

@@ -5,14 +5,13 @@ Training writes it, DVC versions it, MLflow logs it, and the service and ``exprf
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from exprfusion.atomic import atomic_path
 from exprfusion.labels import CLASS_NAMES
 from exprfusion.model import FusionConfig, FusionTransformer
 
@@ -40,7 +39,6 @@ def save_model(
 ) -> Path:
     """Write the artefact atomically to ``path``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "format": ARTIFACT_FORMAT,
         "class_names": list(CLASS_NAMES),
@@ -49,18 +47,14 @@ def save_model(
         "metadata": metadata or {},
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
     }
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as temporary:
+        torch.save(payload, temporary)
     return path
 
 
-def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[FusionTransformer, InferenceSettings, dict]:
+def load_model(
+    path: str | Path, device: str | torch.device = "cpu"
+) -> tuple[FusionTransformer, InferenceSettings, dict]:
     """Load an artefact; return the model (eval mode), its inference settings and its metadata."""
     path = Path(path)
     if not path.is_file():

@@ -165,6 +165,191 @@ def describe(
         console.print(f"wrote {plot_class_distribution(data, plot)}")
 
 
+def _scaled_strides(window: int) -> dict[str, int]:
+    """Training and evaluation strides for a window length, in the default proportions (1/2 and 1/4 window)."""
+    return {"window": window, "stride": max(1, window // 2), "eval_stride": max(1, window // 4)}
+
+
+def _scores_text(metrics: dict[str, float]) -> str:
+    """Validation scores on one line: macro-F1 (voting + median), voting only, single pass when known, accuracy."""
+    single_pass = f", single pass {metrics['macro_f1_frame']:.4f}" if "macro_f1_frame" in metrics else ""
+    return (
+        f"macro-F1 {metrics['macro_f1']:.4f} (voting {metrics['macro_f1_voting']:.4f}{single_pass})  "
+        f"accuracy {metrics['accuracy']:.4f}"
+    )
+
+
+def _epoch_line(report: Any, total_epochs: int, is_best: bool) -> str:
+    return (
+        f"epoch {report.epoch + 1}/{total_epochs}  loss {report.train_loss:.4f}  {_scores_text(report.metrics)}  "
+        f"lr {report.lr:.2e}  {report.seconds:.1f} s" + ("  [green]best[/]" if is_best else "")
+    )
+
+
+@app.command()
+@clean_errors
+def train(
+    corpus: Annotated[Path, typer.Option(help="Corpus folder with train and validation splits.")],
+    out: Annotated[Path, typer.Option(help="Where to write the model artefact.")] = Path("models/model.pt"),
+    run_dir: Annotated[
+        Path | None, typer.Option(help="Folder for the per-epoch checkpoint; an interrupted run resumes from it.")
+    ] = None,
+    epochs: Annotated[int | None, typer.Option(help="Training epochs (unset: the library default).")] = None,
+    d_model: Annotated[int | None, typer.Option(help="Width of the Transformer branches.")] = None,
+    n_layers: Annotated[int | None, typer.Option(help="Encoder layers per branch.")] = None,
+    n_heads: Annotated[int | None, typer.Option(help="Attention heads (must divide --d-model).")] = None,
+    modality_dropout: Annotated[
+        float | None, typer.Option(help="Probability of dropping a whole modality from a training window.")
+    ] = None,
+    fusion: Annotated[str | None, typer.Option(help="gated (both branches), visual or audio (ablations).")] = None,
+    lr: Annotated[float | None, typer.Option(help="Peak learning rate of AdamW.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Training windows per step.")] = None,
+    window: Annotated[
+        int | None, typer.Option(help="Frames per window; strides follow (1/2 for training, 1/4 for inference).")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed of initialisation, batches, modality dropout.")] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu or cuda.")] = None,
+) -> None:
+    """Train the fusion model on a corpus and write the model artefact (weights, config, inference settings)."""
+    from exprfusion.corpus import Corpus
+
+    data = Corpus(corpus)  # a missing corpus is reported before torch is imported
+    from exprfusion.artifact import save_model
+    from exprfusion.model import FusionConfig
+    from exprfusion.progress import progress_callback
+    from exprfusion.train import TrainConfig, train_model
+
+    given = {"d_model": d_model, "n_layers": n_layers, "n_heads": n_heads, "modality_dropout": modality_dropout}
+    model_config = FusionConfig.from_dict(
+        {key: value for key, value in {**given, "fusion": fusion}.items() if value is not None}
+    )
+    settings = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "seed": seed, "device": device}
+    settings = {key: value for key, value in settings.items() if value is not None}
+    config = TrainConfig.from_dict({**settings, **(_scaled_strides(window) if window is not None else {})})
+    console.print(f"training on {data.root} ({len(data)} videos): {config.to_dict()}", highlight=False)
+
+    best_so_far = -1.0
+
+    def report_epoch(report: Any) -> None:
+        nonlocal best_so_far
+        is_best = report.metrics["macro_f1"] > best_so_far
+        best_so_far = max(best_so_far, report.metrics["macro_f1"])
+        console.print(_epoch_line(report, config.epochs, is_best), highlight=False)
+
+    with progress_callback("train") as update:
+        result = train_model(data, model_config, config, run_dir=run_dir, callback=report_epoch, progress=update)
+    metadata = {
+        "best_epoch": result.best_epoch,
+        "best_metrics": result.best_metrics,
+        "epochs_run": len(result.history),
+        "stopped_early": result.stopped_early,
+        "train_config": config.to_dict(),
+        "corpus": str(data.root),
+        "corpus_hash": data.content_hash(),
+    }
+    save_model(out, result.model, config.inference(), metadata)
+    console.print(f"best epoch {result.best_epoch + 1}: {_scores_text(result.best_metrics)}", highlight=False)
+    console.print(f"wrote {out}", highlight=False)
+
+
+@app.command()
+@clean_errors
+def evaluate(
+    corpus: Annotated[Path, typer.Option(help="Corpus folder holding the split to score.")],
+    model: Annotated[Path, typer.Option(help="Model artefact written by `exprfusion train`.")] = Path(
+        "models/model.pt"
+    ),
+    out: Annotated[Path, typer.Option(help="Folder for metrics.json, plot data and PNG plots.")] = Path("reports"),
+    split: Annotated[str, typer.Option(help="Labelled split to score: validation or train.")] = "validation",
+    seed: Annotated[int, typer.Option(help="Seed of the missing-face masking of the robustness curve.")] = 0,
+    timeline_videos: Annotated[int, typer.Option(help="Timeline plots for this many of the longest videos.")] = 3,
+    batch_size: Annotated[int, typer.Option(help="Windows per forward pass.")] = 64,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+) -> None:
+    """Score a model on a corpus split: macro-F1 three ways, per class, robustness to missing faces, plots."""
+    from exprfusion.evaluate import evaluate_model
+    from exprfusion.progress import progress_callback
+
+    with progress_callback(f"evaluate {split}") as update:
+        metrics = evaluate_model(
+            model,
+            corpus,
+            out,
+            split=split,
+            seed=seed,
+            timeline_videos=timeline_videos,
+            batch_size=batch_size,
+            device=device,
+            progress=update,
+        )
+    table = Table(title=f"{split}: {metrics['n_frames']} labelled frames", title_justify="left")
+    table.add_column("metric", style="bold")
+    table.add_column("value", justify="right")
+    rows = ["macro_f1", "macro_f1_voting", "macro_f1_frame", "accuracy", "robustness_auc"]
+    for name in rows:
+        table.add_row(name, f"{metrics[name]:.4f}")
+    for fraction, score in metrics["robustness"].items():
+        table.add_row(f"macro_f1, {100 * float(fraction):.0f} % faces missing", f"{score:.4f}")
+    for name, score in metrics["per_class_f1"].items():
+        table.add_row(f"F1 {name}", f"{score:.4f}")
+    console.print(table)
+    console.print(f"wrote {out}", highlight=False)
+
+
+def _prediction_target(
+    features: Path | None, out: Path | None, corpus: Path | None, submission: Path | None, probabilities: bool
+) -> str:
+    """Which prediction the options ask for ("features" or "corpus"); contradictory options are a ValueError."""
+    if (features is None) == (corpus is None):
+        raise ValueError(
+            "give either --features VIDEO.npz (with --out FILE.csv) or --corpus DIR (with --submission FILE), not "
+            + ("both" if features is not None else "neither")
+        )
+    if features is not None:
+        if out is None:
+            raise ValueError("--features needs --out FILE.csv for the per-frame labels")
+        if submission is not None:
+            raise ValueError("--submission goes with --corpus, not --features")
+        return "features"
+    if submission is None:
+        raise ValueError("--corpus needs --submission FILE for the submission file")
+    if probabilities or out is not None:
+        raise ValueError("--probabilities and --out go with --features, not --corpus")
+    return "corpus"
+
+
+@app.command()
+@clean_errors
+def predict(
+    model: Annotated[Path, typer.Option(help="Model artefact written by `exprfusion train`.")] = Path(
+        "models/model.pt"
+    ),
+    features: Annotated[
+        Path | None, typer.Option(help="One video's .npz with arrays visual, audio and optional face_mask, audio_mask.")
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="CSV of per-frame labels for --features.")] = None,
+    probabilities: Annotated[bool, typer.Option(help="Add one p_<Class> column per class to the CSV.")] = False,
+    corpus: Annotated[Path | None, typer.Option(help="Corpus folder: predict every video of --split.")] = None,
+    split: Annotated[str, typer.Option(help="Split of --corpus to predict.")] = "validation",
+    submission: Annotated[Path | None, typer.Option(help="Official submission file to write for --corpus.")] = None,
+    batch_size: Annotated[int, typer.Option(help="Windows per forward pass.")] = 64,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+) -> None:
+    """Label every frame of one video's features (CSV), or of a corpus split (official submission file)."""
+    target = _prediction_target(features, out, corpus, submission, probabilities)  # before the slow imports
+    from exprfusion.predict import predict_npz, write_split_submission
+    from exprfusion.progress import progress_callback
+
+    if target == "features":
+        written = predict_npz(model, features, out, probabilities=probabilities, device=device)
+    else:
+        with progress_callback(f"predict {split}") as update:
+            written = write_split_submission(
+                model, corpus, split, submission, batch_size=batch_size, device=device, progress=update
+            )
+    console.print(f"wrote {written}", highlight=False)
+
+
 def main() -> None:
     """Entry point for ``python -m exprfusion``."""
     app()

@@ -23,7 +23,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from exprfusion.annotations import media_name, read_expr_annotation, write_expr_annotation
+from exprfusion.atomic import atomic_open
 from exprfusion.labels import CLASS_NAMES, IGNORE_LABEL, NUM_CLASSES, SPLIT_DIRS, SPLITS
 
 MANIFEST_NAME = "manifest.parquet"
@@ -153,16 +153,9 @@ class _HashingFile:
 
 
 def _atomic_write(path: Path, write: Any, digest: Any | None = None) -> None:
-    """Write a file through ``write(handle)`` to a temporary name, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(_HashingFile(handle, digest) if digest is not None else handle)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write a file through ``write(handle)`` atomically, feeding the bytes to ``digest`` when given."""
+    with atomic_open(path, "wb") as handle:
+        write(_HashingFile(handle, digest) if digest is not None else handle)
 
 
 def _label_counts(labels: np.ndarray) -> np.ndarray:

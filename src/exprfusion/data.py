@@ -65,7 +65,7 @@ class SplitData:
             # Visit burst-aligned blocks in random order; take just enough blocks to hide the target face count.
             faces_per_block = np.add.reduceat(face_mask.astype(np.int64), np.arange(0, len(face_mask), burst))
             order = rng.permutation(len(faces_per_block))
-            target = int(round(fraction * face_mask.sum()))
+            target = int(np.round(fraction * face_mask.sum()))
             n_blocks = int(np.searchsorted(np.cumsum(faces_per_block[order]), target)) + 1
             chosen = np.zeros(len(faces_per_block), dtype=bool)
             chosen[order[:n_blocks]] = True

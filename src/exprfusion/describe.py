@@ -14,6 +14,7 @@ from exprfusion.labels import (
     SPLITS,
     class_shares,
 )
+from exprfusion.plots import new_figure, save_figure
 
 REFERENCE_SHARES: dict[str, tuple[float, ...]] = {
     "train": class_shares(AFFWILD2_TRAIN_COUNTS),
@@ -74,21 +75,13 @@ def fps_mix(corpus: Corpus) -> pd.DataFrame:
 
 def plot_class_distribution(corpus: Corpus, path: str | Path) -> Path:
     """Write a PNG bar chart of the per-split class shares next to the Aff-Wild2 reference shares."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     table = class_distribution(corpus)
-    fig, ax = plt.subplots(figsize=(9, 4.5))
-    table.mul(100).plot.bar(ax=ax, width=0.8)
-    ax.set_ylabel("share of labelled frames (%)")
-    ax.set_title(f"Class distribution — {corpus.root.name}")
-    ax.tick_params(axis="x", rotation=0)
-    ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    figure = new_figure(9, 4.5)
+    axes = figure.add_subplot()
+    table.mul(100).plot.bar(ax=axes, width=0.8)
+    axes.set_ylabel("share of labelled frames (%)")
+    axes.set_title(f"Class distribution — {corpus.root.name}")
+    axes.tick_params(axis="x", rotation=0)
+    axes.grid(axis="y", alpha=0.3)
+    figure.tight_layout()
+    return save_figure(figure, path)

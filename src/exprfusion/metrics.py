@@ -16,6 +16,7 @@ import numpy as np
 from sklearn.metrics import confusion_matrix, f1_score
 
 from exprfusion.labels import CLASS_NAMES, IGNORE_LABEL, NUM_CLASSES
+from exprfusion.plots import new_figure, save_figure
 
 _LABELS = list(range(NUM_CLASSES))
 
@@ -83,16 +84,6 @@ def evaluate_predictions(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, An
     }
 
 
-def _agg_figure(width: float, height: float) -> Any:
-    """A matplotlib figure drawn by the Agg canvas: writes PNGs without a display or pyplot's global state."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(width, height), dpi=100)
-    FigureCanvasAgg(figure)
-    return figure
-
-
 def plot_confusion_matrix(cm: np.ndarray, path: str | Path) -> Path:
     """Write the confusion matrix as a PNG: colours row-normalised (recall per true class), cells counts."""
     cm = np.asarray(cm)
@@ -101,7 +92,7 @@ def plot_confusion_matrix(cm: np.ndarray, path: str | Path) -> Path:
     row_sums = cm.sum(axis=1, keepdims=True)
     normalised = np.divide(cm, row_sums, out=np.zeros(cm.shape, dtype=np.float64), where=row_sums > 0)
 
-    figure = _agg_figure(7.5, 6.5)
+    figure = new_figure(7.5, 6.5)
     axes = figure.add_subplot()
     image = axes.imshow(normalised, cmap="Blues", vmin=0.0, vmax=1.0)
     figure.colorbar(image, ax=axes, label="share of true class")
@@ -114,7 +105,7 @@ def plot_confusion_matrix(cm: np.ndarray, path: str | Path) -> Path:
         colour = "white" if normalised[true_class, predicted_class] > 0.5 else "black"
         axes.text(predicted_class, true_class, str(count), ha="center", va="center", fontsize=8, color=colour)
     figure.tight_layout()
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def plot_per_class_f1(per_class: Mapping[str, float], path: str | Path) -> Path:
@@ -122,7 +113,7 @@ def plot_per_class_f1(per_class: Mapping[str, float], path: str | Path) -> Path:
     names = list(per_class)
     scores = [per_class[name] for name in names]
 
-    figure = _agg_figure(7.5, 4.5)
+    figure = new_figure(7.5, 4.5)
     axes = figure.add_subplot()
     bars = axes.bar(names, scores, color="tab:blue")
     axes.bar_label(bars, fmt="%.2f", fontsize=8)
@@ -133,11 +124,4 @@ def plot_per_class_f1(per_class: Mapping[str, float], path: str | Path) -> Path:
     axes.set_ylabel("F1")
     axes.tick_params(axis="x", labelrotation=45)
     figure.tight_layout()
-    return _save(figure, path)
-
-
-def _save(figure: Any, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, format="png")
-    return path
+    return save_figure(figure, path)

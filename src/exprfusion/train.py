@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
@@ -15,6 +13,7 @@ import numpy as np
 import torch
 
 from exprfusion.artifact import InferenceSettings
+from exprfusion.atomic import atomic_path
 from exprfusion.corpus import Corpus
 from exprfusion.data import SplitData, gather_windows, load_split
 from exprfusion.inference import autocast_for, predict_split, single_pass_labels
@@ -139,17 +138,6 @@ def _frame_mask(config: FusionConfig, batch: Any) -> torch.Tensor | None:
     return None
 
 
-def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(state, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def train_model(
     corpus: Corpus | str | Path,
     model_config: FusionConfig,
@@ -252,23 +240,22 @@ def train_model(
             best = {"epoch": epoch, "metrics": metrics, "state": state_dict}
         if checkpoint_path:
             checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
-            _save_checkpoint(
-                checkpoint_path,
-                {
-                    "epoch": epoch,
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "generator": generator.get_state(),
-                    # nn.Dropout draws from the global RNG: save it too, so a resumed run continues identically.
-                    "torch_rng": torch.get_rng_state(),
-                    "cuda_rng": torch.cuda.get_rng_state() if device.type == "cuda" else None,
-                    "history": [asdict(r) for r in history],
-                    "best": best,
-                    "model_config": model_config.to_dict(),
-                    "train_config": config.to_dict(),
-                },
-            )
+            state = {
+                "epoch": epoch,
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "generator": generator.get_state(),
+                # nn.Dropout draws from the global RNG: save it too, so a resumed run continues identically.
+                "torch_rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state() if device.type == "cuda" else None,
+                "history": [asdict(r) for r in history],
+                "best": best,
+                "model_config": model_config.to_dict(),
+                "train_config": config.to_dict(),
+            }
+            with atomic_path(checkpoint_path) as temporary:
+                torch.save(state, temporary)
         if callback:
             callback(report)
         if progress:

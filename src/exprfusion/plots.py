@@ -1,0 +1,109 @@
+"""Evaluation plots beyond the confusion matrix and per-class F1: robustness to missing faces, and timelines.
+
+Drawn on a Figure with the Agg canvas , so no display or global backend is needed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from exprfusion.labels import CLASS_NAMES, IGNORE_LABEL
+
+
+def new_figure(width: float, height: float) -> Any:
+    """A matplotlib figure drawn by the Agg canvas: writes PNGs without a display or pyplot's global state."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(width, height), dpi=100)
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def save_figure(figure: Any, path: str | Path) -> Path:
+    """Write a figure as PNG, creating the folder."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, format="png")
+    return path
+
+
+def plot_robustness(fractions: Sequence[float], scores: Sequence[float], path: str | Path) -> Path:
+    """Write macro-F1 against the share of face frames masked as a PNG, with the mean (robustness AUC) in the title.
+
+    Args:
+        fractions: missing-face fractions in [0, 1], in increasing order.
+        scores: macro-F1 at each fraction.
+        path: destination PNG.
+    """
+    if len(fractions) != len(scores) or not len(fractions):
+        raise ValueError(f"need one score per fraction, got {len(fractions)} fractions and {len(scores)} scores")
+    figure = new_figure(6.5, 4.5)
+    axes = figure.add_subplot()
+    axes.plot(fractions, scores, marker="o", color="tab:blue", label="voting + median")
+    for fraction, score in zip(fractions, scores, strict=True):
+        axes.annotate(f"{score:.3f}", (fraction, score), textcoords="offset points", xytext=(0, 7), ha="center")
+    axes.set_xlim(-0.05, 1.05)
+    axes.set_ylim(0.0, max(1.0, max(scores) + 0.05))
+    axes.set_xlabel("share of face frames masked (bursts)")
+    axes.set_ylabel("macro F1")
+    axes.set_title(f"Robustness to missing faces (mean macro F1 {np.mean(scores):.3f})")
+    axes.grid(alpha=0.3)
+    figure.tight_layout()
+    return save_figure(figure, path)
+
+
+def plot_timeline(
+    truth: np.ndarray,
+    predicted: np.ndarray,
+    face_mask: np.ndarray,
+    fps: float,
+    path: str | Path,
+    title: str = "",
+) -> Path:
+    """Write one video's true and predicted class over time as a PNG.
+
+    Frames whose truth is ``IGNORE_LABEL`` are shaded grey (the truth line breaks there) and frames with no face
+    are shaded orange, so errors that come from missing faces stand out.
+
+    Args:
+        truth: int ``[n]`` annotated classes, -1 = ignored.
+        predicted: int ``[n]`` predicted classes.
+        face_mask: bool ``[n]``, True where a face was found.
+        fps: frames per second (the x axis is in seconds).
+        path: destination PNG.
+        title: plot title (the video name, a score).
+    """
+    truth = np.asarray(truth, dtype=np.int64)
+    predicted = np.asarray(predicted, dtype=np.int64)
+    face_mask = np.asarray(face_mask, dtype=bool)
+    if not truth.shape == predicted.shape == face_mask.shape or truth.ndim != 1:
+        raise ValueError(
+            f"truth, predicted and face_mask must be 1-D of one length, got {truth.shape}, {predicted.shape}, "
+            f"{face_mask.shape}"
+        )
+    if fps <= 0:
+        raise ValueError(f"fps must be positive, got {fps}")
+    seconds = np.arange(truth.size) / fps
+    ignored = truth == IGNORE_LABEL
+
+    figure = new_figure(12.0, 4.0)
+    axes = figure.add_subplot()
+    span = axes.get_xaxis_transform()  # x in data units, y across the whole axes height
+    axes.fill_between(seconds, 0, 1, where=ignored, transform=span, color="0.85", step="mid", label="ignored (-1)")
+    axes.fill_between(seconds, 0, 1, where=~face_mask, transform=span, color="tab:orange", alpha=0.25, step="mid",
+                      label="no face")  # fmt: skip
+    axes.step(seconds, np.where(ignored, np.nan, truth), where="mid", color="black", linewidth=2.5, label="truth")
+    axes.step(seconds, predicted, where="mid", color="tab:blue", linewidth=1.2, label="prediction")
+    axes.set_yticks(np.arange(len(CLASS_NAMES)), CLASS_NAMES)
+    axes.set_ylim(-0.5, len(CLASS_NAMES) - 0.5)
+    axes.set_xlim(0.0, max(float(seconds[-1]) if seconds.size else 0.0, 1.0 / fps))
+    axes.set_xlabel("time (s)")
+    axes.set_title(title)
+    axes.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
+    figure.tight_layout()
+    return save_figure(figure, path)
