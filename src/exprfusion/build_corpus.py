@@ -10,7 +10,7 @@ SOURCES = ("synthetic", "import")
 
 
 def build_corpus(data_params: dict[str, Any], progress: Callable[[int, int], None] | None = None) -> Path:
-    """Build the corpus described by the ``data`` section of ``params.yaml``; return the manifest path.
+    """Build the corpus described by the ``data`` section of ``params.yaml``; return the corpus root.
 
     Args:
         data_params: ``{"source": "synthetic" | "import", "out": ..., "synthetic": {...}, "import": {...}}``.
@@ -44,5 +44,6 @@ def build_corpus(data_params: dict[str, Any], progress: Callable[[int, int], Non
             align=options.get("align", "nearest"),
             allow_missing_audio=bool(options.get("allow_missing_audio", False)),
         )
-        return import_corpus(sources, out, overwrite=True, progress=progress)
+        import_corpus(sources, out, overwrite=True, progress=progress)
+        return out
     raise ValueError(f"params.yaml data.source is {source!r}; expected one of {SOURCES}")

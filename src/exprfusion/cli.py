@@ -69,7 +69,7 @@ def synth(
     from exprfusion.synthetic import generate_corpus
 
     with progress_callback(f"synth {profile}") as update:
-        manifest = generate_corpus(
+        root = generate_corpus(
             out,
             profile=profile,
             seed=seed,
@@ -79,7 +79,7 @@ def synth(
             overwrite=overwrite,
             progress=update,
         )
-    console.print(f"wrote {manifest.parent}")
+    console.print(f"wrote {root}")
 
 
 @app.command(name="import")

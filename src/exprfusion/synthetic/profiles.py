@@ -1,0 +1,224 @@
+"""Every knob of the synthetic corpus, grouped into named profiles (``tiny``, ``default``, ``full``).
+
+The class priors are the Aff-Wild2 EXPR frame counts (frames with a face) of the official train and validation
+splits; the test split follows the validation prior. All durations are in seconds, so frame counts follow each
+video's fps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from exprfusion.labels import CLASS_NAMES
+
+# Aff-Wild2 EXPR frames with a face per class, in CLASS_NAMES order (Neutral .. Other).
+TRAIN_CLASS_FRAMES: tuple[int, ...] = (177_198, 16_573, 10_771, 9_080, 95_463, 78_751, 31_615, 165_866)
+VALIDATION_CLASS_FRAMES: tuple[int, ...] = (82_258, 6_126, 5_296, 8_408, 34_511, 25_157, 12_332, 106_444)
+
+NEUTRAL, ANGER, DISGUST, FEAR, HAPPINESS, SADNESS, SURPRISE, OTHER = range(len(CLASS_NAMES))
+
+
+def class_prior(split: str) -> np.ndarray:
+    """Frame share of each class in a split of Aff-Wild2 (test follows validation), float64 ``[8]``."""
+    counts = np.asarray(TRAIN_CLASS_FRAMES if split == "train" else VALIDATION_CLASS_FRAMES, dtype=np.float64)
+    return counts / counts.sum()
+
+
+@dataclass(frozen=True)
+class SplitSize:
+    """How much of one split to generate.
+
+    Attributes:
+        videos: annotated videos (a ``_left``/``_right`` pair counts twice, as in the official split sizes).
+        labelled_frames: target number of labelled frames over the split (the -1 spans come on top); for the
+            test split, whose labels are withheld, the frames that would be labelled.
+        pairs: two-person media among the videos, each giving a ``_left`` and a ``_right`` video.
+        min_frames: shortest allowed video, in frames.
+        max_frames: longest allowed video, in frames.
+    """
+
+    videos: int
+    labelled_frames: int
+    pairs: int = 0
+    min_frames: int = 150
+    max_frames: int = 60_000
+
+    def __post_init__(self) -> None:
+        if self.videos < 0 or self.labelled_frames < 0 or not 0 <= 2 * self.pairs <= self.videos:
+            raise ValueError(f"invalid split size {self}: a pair counts as two of the videos")
+        if not 0 < self.min_frames <= self.max_frames:
+            raise ValueError(f"invalid split size {self}: need 0 < min_frames <= max_frames")
+
+
+@dataclass(frozen=True)
+class ModalitySignal:
+    """How one modality encodes the expression.
+
+    A frame's latent vector is ``expressiveness * intensity * prototype[class] + subject offset + drift + noise``;
+    a fixed random projection maps it to the feature width. Per-frame noise is what temporal context removes;
+    the slow drift and the subject offset are what it cannot.
+
+    Attributes:
+        latent_dim: width of the latent space the prototypes live in.
+        class_strength: prototype norm per class, in CLASS_NAMES order.
+        twins: class pairs whose prototypes point the same way (confusable in this modality).
+        twin_similarity: cosine similarity of the twins' prototype directions.
+        rare_classes: classes whose prototypes are pulled towards the Neutral/Other mean.
+        rare_pull: blend factor of that pull (0 = none, 1 = identical to the mean).
+        frame_noise: per-dimension standard deviation of the i.i.d. per-frame latent noise.
+        drift: standard deviation of the temporally correlated AR(1) nuisance.
+        drift_seconds: correlation time of that nuisance.
+        subject_spread: per-dimension standard deviation of a subject's identity offset.
+        dim_noise: standard deviation of the independent noise added to every feature dimension.
+    """
+
+    latent_dim: int
+    class_strength: tuple[float, ...]
+    twins: tuple[tuple[int, int], ...] = ()
+    twin_similarity: float = 0.0
+    rare_classes: tuple[int, ...] = (ANGER, DISGUST, FEAR)
+    rare_pull: float = 0.0
+    frame_noise: float = 1.0
+    drift: float = 0.5
+    drift_seconds: float = 2.0
+    subject_spread: float = 0.3
+    dim_noise: float = 0.1
+
+
+# The face separates the common classes well but confuses Anger with Disgust and Fear with Surprise; the rare
+# classes are weaker than the common expressive ones and pulled towards Neutral/Other. Calibrated with
+# exprfusion.synthetic_probe on the default profile (see the tests): visual > audio, fused > visual, and
+# averaging over ~1 s beats single frames.
+VISUAL_SIGNAL = ModalitySignal(
+    latent_dim=32,
+    class_strength=(1.5, 1.7, 1.7, 1.7, 2.2, 1.8, 1.8, 1.4),
+    twins=((ANGER, DISGUST), (SURPRISE, FEAR)),
+    twin_similarity=0.97,
+    rare_pull=0.25,
+    frame_noise=0.9,
+    drift=0.65,
+    drift_seconds=2.0,
+    subject_spread=0.15,
+    dim_noise=0.1,
+)
+# The voice only carries the expression while its owner speaks (silence, the other person's turns, media without
+# audio), is noisier and drifts more, but tells Anger from Disgust and Fear from Surprise.
+AUDIO_SIGNAL = ModalitySignal(
+    latent_dim=32,
+    class_strength=(1.6, 3.0, 3.0, 3.0, 2.4, 2.2, 2.6, 1.2),
+    rare_pull=0.1,
+    frame_noise=1.2,
+    drift=0.75,
+    drift_seconds=3.0,
+    subject_spread=0.12,
+    dim_noise=0.1,
+)
+
+DEFAULT_FPS_MIX: tuple[tuple[float, float], ...] = (
+    (30.0, 0.66),
+    (29.97, 0.15),
+    (25.0, 0.09),
+    (15.0, 0.06),
+    (7.5, 0.04),
+)
+
+
+@dataclass(frozen=True)
+class SyntheticProfile:
+    """All settings of one synthetic corpus.
+
+    Attributes:
+        name: profile name.
+        train, validation, test: split sizes (``test`` may have zero videos).
+        visual_dim, audio_dim: feature widths written to the corpus.
+        fps_mix: (fps, probability) pairs, from the measured Aff-Wild2 mix.
+        video_length_sigma: lognormal spread of video durations.
+        segment_median_seconds, segment_sigma, segment_bounds_seconds: lognormal expression-segment durations.
+        ramp_seconds: range of the time an expression takes to build up or fade out.
+        segment_amplitude: range of a segment's peak intensity.
+        expressiveness: range of a subject's overall expression scale.
+        dominant_classes: range of the number of classes a video mostly shows.
+        dominant_mass: share of a video's segments drawn from its dominant classes.
+        prior_tracking: strength of the correction that keeps each split's class shares on its prior.
+        ignore_rate, ignore_span_seconds: mean share and mean span of frames labelled -1.
+        missing_face_rate: mean share of frames without a face (per-video rates are heavy-tailed around it and
+            capped at 0.95, so very high settings come out somewhat lower).
+        face_burst_seconds: mean length of a run of frames without a face.
+        silence_share: range of a video's share of frames where nobody speaks.
+        silence_seconds: mean length of a silent stretch.
+        speaker_switch: probability that a two-person conversation changes speaker after a pause.
+        no_audio_rate: share of single-person media without a usable audio track.
+        subjects_per_person: distinct subjects per person-video in a split (below 1: subjects recur).
+        visual, audio: how each modality encodes the expression.
+    """
+
+    name: str
+    train: SplitSize
+    validation: SplitSize
+    test: SplitSize = SplitSize(videos=0, labelled_frames=0)
+    visual_dim: int = 1024
+    audio_dim: int = 1024
+    fps_mix: tuple[tuple[float, float], ...] = DEFAULT_FPS_MIX
+    video_length_sigma: float = 0.7
+    segment_median_seconds: float = 3.0
+    segment_sigma: float = 0.8
+    segment_bounds_seconds: tuple[float, float] = (0.5, 30.0)
+    ramp_seconds: tuple[float, float] = (0.3, 0.7)
+    segment_amplitude: tuple[float, float] = (0.7, 1.3)
+    expressiveness: tuple[float, float] = (0.75, 1.25)
+    dominant_classes: tuple[int, int] = (2, 4)
+    dominant_mass: float = 0.85
+    prior_tracking: float = 1.0
+    ignore_rate: float = 0.03
+    ignore_span_seconds: float = 2.0
+    missing_face_rate: float = 0.02
+    face_burst_seconds: float = 1.0
+    silence_share: tuple[float, float] = (0.25, 0.45)
+    silence_seconds: float = 1.5
+    speaker_switch: float = 0.75
+    no_audio_rate: float = 0.05
+    subjects_per_person: float = 0.75
+    visual: ModalitySignal = field(default=VISUAL_SIGNAL)
+    audio: ModalitySignal = field(default=AUDIO_SIGNAL)
+
+    def split_size(self, split: str) -> SplitSize:
+        """The size settings of one split."""
+        return {"train": self.train, "validation": self.validation, "test": self.test}[split]
+
+
+PROFILES: dict[str, SyntheticProfile] = {
+    # Seconds to generate; for tests. One two-person pair, one media without audio.
+    "tiny": SyntheticProfile(
+        name="tiny",
+        train=SplitSize(videos=6, labelled_frames=1_900, pairs=1, min_frames=150, max_frames=500),
+        validation=SplitSize(videos=3, labelled_frames=900, min_frames=150, max_frames=500),
+        test=SplitSize(videos=1, labelled_frames=300, min_frames=150, max_frames=500),
+        visual_dim=64,
+        audio_dim=64,
+        segment_median_seconds=1.5,
+        no_audio_rate=0.34,
+    ),
+    # Small enough for the whole tune/train/evaluate pipeline to run in minutes on two CPU cores.
+    "default": SyntheticProfile(
+        name="default",
+        train=SplitSize(videos=24, labelled_frames=30_000, pairs=2, min_frames=400, max_frames=3_000),
+        validation=SplitSize(videos=10, labelled_frames=12_000, pairs=1, min_frames=400, max_frames=3_000),
+        test=SplitSize(videos=3, labelled_frames=3_000, min_frames=400, max_frames=3_000),
+    ),
+    # Aff-Wild2 scale: 248 train videos (~597k labelled frames), 70 validation videos (~284k).
+    "full": SyntheticProfile(
+        name="full",
+        train=SplitSize(videos=248, labelled_frames=597_361, pairs=10, min_frames=300, max_frames=30_000),
+        validation=SplitSize(videos=70, labelled_frames=284_230, pairs=4, min_frames=300, max_frames=40_000),
+    ),
+}
+
+
+def get_profile(name: str) -> SyntheticProfile:
+    """Look up a profile by name; the error lists the known ones."""
+    try:
+        return PROFILES[name]
+    except KeyError:
+        raise ValueError(f"unknown synthetic profile {name!r}; choose one of {sorted(PROFILES)}") from None
