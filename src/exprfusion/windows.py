@@ -178,9 +178,7 @@ def sample_training_windows(index: WindowIndex, batch_size: int, rng: np.random.
     return rng.choice(index.n_windows, size=batch_size, replace=replace).astype(np.int64)
 
 
-def window_batches(
-    n_windows: int, batch_size: int, rng: np.random.Generator | None = None
-) -> Iterator[np.ndarray]:
+def window_batches(n_windows: int, batch_size: int, rng: np.random.Generator | None = None) -> Iterator[np.ndarray]:
     """Split window ids ``0 .. n_windows-1`` into batches that visit each window once.
 
     Ordered for inference (``rng=None``); shuffled, one epoch, for training when ``rng`` is given.
