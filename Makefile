@@ -41,4 +41,4 @@ mlflow-ui: install
 	$(BIN)/mlflow ui --backend-store-uri $(MLFLOW_TRACKING_URI) --port 5000
 
 clean:
-	rm -rf data/corpus .dvc/tmp mlruns
+	rm -rf data reports models ray_results mlruns mlflow.db .dvc/tmp

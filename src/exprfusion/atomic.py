@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import uuid
 from collections.abc import Iterator
@@ -35,3 +36,11 @@ def atomic_open(path: str | Path, mode: str = "w") -> Iterator[IO[Any]]:
         else:
             with temporary.open("xb") as handle:
                 yield handle
+
+
+def write_json(path: str | Path, payload: Any) -> Path:
+    """Write ``payload`` as indented JSON atomically (readers never see a partial file)."""
+    path = Path(path)
+    with atomic_open(path) as handle:
+        handle.write(json.dumps(payload, indent=2) + "\n")
+    return path

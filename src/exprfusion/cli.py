@@ -217,7 +217,7 @@ def train(
     from exprfusion.artifact import save_model
     from exprfusion.model import FusionConfig
     from exprfusion.progress import progress_callback
-    from exprfusion.train import TrainConfig, train_model
+    from exprfusion.train import TrainConfig, train_model, training_metadata
 
     given = {"d_model": d_model, "n_layers": n_layers, "n_heads": n_heads, "modality_dropout": modality_dropout}
     model_config = FusionConfig.from_dict(
@@ -238,16 +238,7 @@ def train(
 
     with progress_callback("train") as update:
         result = train_model(data, model_config, config, run_dir=run_dir, callback=report_epoch, progress=update)
-    metadata = {
-        "best_epoch": result.best_epoch,
-        "best_metrics": result.best_metrics,
-        "epochs_run": len(result.history),
-        "stopped_early": result.stopped_early,
-        "train_config": config.to_dict(),
-        "corpus": str(data.root),
-        "corpus_hash": data.content_hash(),
-    }
-    save_model(out, result.model, config.inference(), metadata)
+    save_model(out, result.model, config.inference(), training_metadata(result, config, data))
     console.print(f"best epoch {result.best_epoch + 1}: {_scores_text(result.best_metrics)}", highlight=False)
     console.print(f"wrote {out}", highlight=False)
 

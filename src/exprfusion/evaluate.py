@@ -8,7 +8,6 @@ frames hidden in bursts; ``robustness_auc``, the mean over those fractions, is o
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Callable, Sequence
@@ -18,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from exprfusion.artifact import InferenceSettings, load_model
-from exprfusion.atomic import atomic_open
+from exprfusion.atomic import write_json
 from exprfusion.corpus import Corpus
 from exprfusion.data import SplitData, load_split
 from exprfusion.inference import SplitPrediction, predict_split, single_pass_labels
@@ -36,14 +35,6 @@ from exprfusion.train import resolve_device
 
 ROBUSTNESS_FRACTIONS: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
 METRICS_NAME = "metrics.json"
-
-
-def write_json(path: str | os.PathLike[str], payload: Any) -> Path:
-    """Write ``payload`` as indented JSON atomically (readers never see a partial file)."""
-    path = Path(path)
-    with atomic_open(path) as handle:
-        handle.write(json.dumps(payload, indent=2) + "\n")
-    return path
 
 
 def timeline_file_name(video: str) -> str:

@@ -270,3 +270,16 @@ def train_model(
         history=history,
         stopped_early=stopped_early,
     )
+
+
+def training_metadata(result: TrainResult, train_config: TrainConfig, corpus: Corpus) -> dict[str, Any]:
+    """What the model artefact records about its training run (the ``metadata`` of ``artifact.save_model``)."""
+    return {
+        "best_epoch": result.best_epoch,
+        "best_metrics": result.best_metrics,
+        "epochs_run": len(result.history),
+        "stopped_early": result.stopped_early,
+        "train_config": train_config.to_dict(),
+        "corpus": str(corpus.root),
+        "corpus_hash": corpus.content_hash(),
+    }

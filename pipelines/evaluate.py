@@ -1,0 +1,35 @@
+"""DVC stage `evaluate`: score models/model.pt → reports/metrics.json (DVC metrics) and reports/plots/."""
+
+import os
+from pathlib import Path
+
+from exprfusion.cli import run_stage
+from exprfusion.evaluate import METRICS_NAME, evaluate_model
+from exprfusion.params import load_section
+from exprfusion.progress import progress_callback
+
+MODEL = Path("models/model.pt")
+PLOTS = Path("reports/plots")
+METRICS = Path("reports/metrics.json")
+
+
+def main() -> None:
+    """Read the `evaluate` params and evaluate the model on the configured split."""
+    params = load_section("evaluate")
+    with progress_callback(f"evaluate {params['split']}") as update:
+        metrics = evaluate_model(
+            MODEL,
+            load_section("data")["out"],
+            PLOTS,
+            split=params["split"],
+            robustness_fractions=params["robustness_fractions"],
+            seed=params["seed"],
+            timeline_videos=params["timeline_videos"],
+            progress=update,
+        )
+    os.replace(PLOTS / METRICS_NAME, METRICS)  # metrics beside the reports, plot data and images in plots/
+    print(f"macro_f1 {metrics['macro_f1']:.4f}  accuracy {metrics['accuracy']:.4f}; wrote {METRICS} and {PLOTS}/")
+
+
+if __name__ == "__main__":
+    run_stage(main)

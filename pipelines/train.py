@@ -1,0 +1,46 @@
+"""DVC stage `train`: train the best configuration of the search, write models/model.pt, log and register it."""
+
+import json
+from pathlib import Path
+
+from exprfusion.artifact import save_model
+from exprfusion.atomic import write_json
+from exprfusion.cli import run_stage
+from exprfusion.corpus import Corpus
+from exprfusion.model import FusionConfig
+from exprfusion.params import load_section
+from exprfusion.progress import progress_callback
+from exprfusion.registry import log_and_register
+from exprfusion.train import TrainConfig, train_model, training_metadata
+
+BEST = Path("reports/best.json")
+MODEL = Path("models/model.pt")
+REGISTRATION = Path("reports/registration.json")
+
+
+def main() -> None:
+    """Read best.json and the `train` params; train, save the artefact, log it to MLflow and register it."""
+    params = load_section("train")
+    best = json.loads(BEST.read_text())
+    corpus = Corpus(load_section("data")["out"])
+    train_config = TrainConfig.from_dict({**best["train"], **(params.get("overrides") or {})})
+    with progress_callback("train") as update:
+        result = train_model(corpus, FusionConfig.from_dict(best["model"]), train_config, progress=update)
+    save_model(MODEL, result.model, train_config.inference(), training_metadata(result, train_config, corpus))
+    registration = log_and_register(
+        MODEL,
+        result,
+        result.model.config,
+        train_config,
+        corpus=corpus,
+        parent_run_id=best.get("parent_run_id"),
+        registered_name=params["registered_name"],
+        experiment=params["experiment"],
+    )
+    write_json(REGISTRATION, registration.to_dict())
+    verdict = "now champion" if registration.promoted else "champion unchanged"
+    print(f"registered {registration.name} v{registration.version} ({verdict}: {registration.decision})")
+
+
+if __name__ == "__main__":
+    run_stage(main)

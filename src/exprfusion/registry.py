@@ -1,0 +1,292 @@
+"""Log the final model to MLflow, register it, and move the ``champion`` alias only to a better model.
+
+The champion rule: a new version becomes ``champion`` when there is no champion yet; when the champion was scored
+on the same validation data (equal ``corpus_hash``) and the new validation macro-F1 is strictly higher; or when the
+champion was trained on a different corpus (its score does not compare, and the newest data defines the task).
+Each run records the comparison: tag ``promoted`` (``true``/``false``), tag ``champion_decision`` (why) and, when a
+champion existed, metric ``champion_previous_macro_f1``.
+
+The model is logged as an MLflow pyfunc that wraps the project's own artefact file (``artifacts={"model": ...}``):
+the file DVC versions is the file MLflow stores, and ``mlflow.pyfunc.load_model`` predicts a video's frame labels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+import torch
+from mlflow.exceptions import MlflowException
+from mlflow.models import ModelSignature
+from mlflow.types.schema import Array, ColSpec, DataType, Schema
+
+import exprfusion
+from exprfusion import tracking
+from exprfusion.artifact import load_model
+from exprfusion.corpus import Corpus
+from exprfusion.labels import CLASS_NAMES
+from exprfusion.lineage import (
+    PARAMS_ARTIFACT,
+    TAG_CORPUS_HASH,
+    TAG_DVC_CORPUS_MD5,
+    TAG_GIT_COMMIT,
+    TAG_TUNE_PARENT,
+    dvc_out_md5,
+    git_commit,
+)
+from exprfusion.model import FusionConfig
+from exprfusion.predict import predict_video
+from exprfusion.train import TrainConfig, TrainResult
+
+REGISTERED_NAME = "exprfusion-fusion"
+CHAMPION_ALIAS = "champion"
+SCORE_METRIC = "macro_f1"
+EXAMPLE_FRAMES = 8
+
+
+class ExpressionModel(mlflow.pyfunc.PythonModel):
+    """MLflow pyfunc over the model artefact: one video's frames in, one expression label per frame out.
+
+    Input: a DataFrame with one row per frame and columns ``visual`` (list of Dv floats), ``audio`` (list of Da
+    floats), ``face_mask`` and ``audio_mask`` (bools). Output: ``label`` (0..7) and ``expression`` (class name),
+    after window voting and the median filter, exactly as ``exprfusion predict`` labels a video.
+    """
+
+    def load_context(self, context: Any) -> None:
+        """Load the artefact stored with the logged model."""
+        self.model, self.inference, _ = load_model(context.artifacts["model"])
+
+    def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
+        """Label every frame of the video in ``model_input``."""
+        labels, _ = predict_video(
+            self.model,
+            self.inference,
+            np.stack(model_input["visual"].to_numpy()).astype(np.float32),
+            np.stack(model_input["audio"].to_numpy()).astype(np.float32),
+            model_input["face_mask"].to_numpy(dtype=bool),
+            model_input["audio_mask"].to_numpy(dtype=bool),
+        )
+        return pd.DataFrame({"label": labels.astype(np.int64), "expression": np.asarray(CLASS_NAMES)[labels]})
+
+
+def pyfunc_signature() -> ModelSignature:
+    """The frame-table signature of :class:`ExpressionModel` (double arrays, so JSON payloads convert safely)."""
+    inputs = Schema(
+        [
+            ColSpec(Array(DataType.double), "visual"),
+            ColSpec(Array(DataType.double), "audio"),
+            ColSpec(DataType.boolean, "face_mask"),
+            ColSpec(DataType.boolean, "audio_mask"),
+        ]
+    )
+    return ModelSignature(
+        inputs=inputs, outputs=Schema([ColSpec(DataType.long, "label"), ColSpec(DataType.string, "expression")])
+    )
+
+
+def frames_table(corpus: Corpus, video: str | None = None, n_frames: int = EXAMPLE_FRAMES) -> pd.DataFrame:
+    """The first ``n_frames`` frames of a corpus video (default: the first validation video) as pyfunc input."""
+    video = video or (corpus.videos("validation") or corpus.videos())[0]
+    record = corpus.load(video)
+    rows = slice(0, min(n_frames, record.n_frames))
+    return pd.DataFrame(
+        {
+            "visual": list(np.asarray(record.visual[rows], dtype=np.float64)),
+            "audio": list(np.asarray(record.audio[rows], dtype=np.float64)),
+            "face_mask": np.asarray(record.face_mask[rows], dtype=bool),
+            "audio_mask": np.asarray(record.audio_mask[rows], dtype=bool),
+        }
+    )
+
+
+@dataclass(frozen=True)
+class RegistrationResult:
+    """What :func:`log_and_register` did: the run, the new version, and whether it became the champion."""
+
+    run_id: str
+    name: str
+    version: int
+    model_uri: str
+    macro_f1: float
+    corpus_hash: str
+    promoted: bool
+    decision: str
+    previous_champion_version: int | None = None
+    previous_champion_macro_f1: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (for JSON reports)."""
+        return dict(self.__dict__)
+
+
+def champion_decision(name: str, corpus_hash: str, macro_f1: float) -> tuple[bool, str, Any | None, float | None]:
+    """Apply the champion rule (module docstring) to a candidate.
+
+    Returns:
+        ``(promote, reason, current champion ModelVersion or None, its macro-F1 or None)``.
+    """
+    registry = tracking.client()
+    try:
+        champion = registry.get_model_version_by_alias(name, CHAMPION_ALIAS)
+    except MlflowException:
+        return True, "no champion yet", None, None
+    champion_run = registry.get_run(champion.run_id)
+    champion_f1 = champion.tags.get(SCORE_METRIC) or champion_run.data.metrics.get(f"final_{SCORE_METRIC}")
+    champion_f1 = float(champion_f1) if champion_f1 is not None else None
+    champion_hash = champion.tags.get(TAG_CORPUS_HASH) or champion_run.data.tags.get(TAG_CORPUS_HASH)
+    if champion_hash != corpus_hash:
+        return True, f"champion v{champion.version} was trained on another corpus", champion, champion_f1
+    if champion_f1 is None or macro_f1 > champion_f1:
+        return (
+            True,
+            f"macro_f1 {macro_f1:.4f} beats champion v{champion.version} ({champion_f1})",
+            champion,
+            champion_f1,
+        )
+    return (
+        False,
+        f"macro_f1 {macro_f1:.4f} does not beat champion v{champion.version} ({champion_f1:.4f})",
+        champion,
+        champion_f1,
+    )
+
+
+def _as_dict(config: Any) -> dict[str, Any]:
+    return config.to_dict() if isinstance(config, FusionConfig | TrainConfig) else dict(config)
+
+
+def log_and_register(
+    model_path: str | Path,
+    result: TrainResult | Mapping[str, float],
+    model_config: FusionConfig | Mapping[str, Any],
+    train_config: TrainConfig | Mapping[str, Any],
+    *,
+    corpus: Corpus | str | Path,
+    parent_run_id: str | None = None,
+    registered_name: str = REGISTERED_NAME,
+    experiment: str = "exprfusion",
+    run_id: str | None = None,
+    dvc_lock: str | Path = "dvc.lock",
+) -> RegistrationResult:
+    """Log a trained model with its lineage to MLflow, register it, and move ``champion`` if it wins.
+
+    Args:
+        model_path: the artefact written by ``artifact.save_model``.
+        result: the training result (its best validation metrics and per-epoch history are logged) or a dict of
+            validation metrics holding ``macro_f1``.
+        model_config: the model's config (logged as ``model.*`` params and in ``params.json``).
+        train_config: the training config (``train.*`` params).
+        corpus: the corpus the model was trained and validated on (its content hash is the data lineage).
+        parent_run_id: the hyper-parameter search that chose the config (tag ``tune_parent_run_id``).
+        registered_name: the registered model name.
+        experiment: the MLflow experiment of a new run.
+        run_id: an open run to complete (e.g. one whose epochs ``tracking.epoch_logger`` logged); None creates one
+            and logs the history of ``result`` into it.
+        dvc_lock: the ``dvc.lock`` whose md5 of the corpus output is recorded (tag ``dvc_corpus_md5``) if present.
+
+    Returns:
+        The run, the new version and the champion decision.
+    """
+    corpus = corpus if isinstance(corpus, Corpus) else Corpus(corpus)
+    metrics = dict(result.best_metrics) if isinstance(result, TrainResult) else dict(result)
+    if SCORE_METRIC not in metrics:
+        raise ValueError(f"the metrics to register must include {SCORE_METRIC!r}; got {sorted(metrics)}")
+    experiment_id = tracking.configure_mlflow(experiment)
+    if run_id is None:
+        run_id = tracking.start_run(experiment_id, "final-training")
+        if isinstance(result, TrainResult):
+            log_epoch = tracking.epoch_logger(run_id)
+            for report in result.history:
+                log_epoch(report)
+    try:
+        registration = _log_and_register_run(
+            run_id,
+            model_path,
+            result,
+            metrics,
+            _as_dict(model_config),
+            _as_dict(train_config),
+            corpus=corpus,
+            parent_run_id=parent_run_id,
+            registered_name=registered_name,
+            dvc_lock=dvc_lock,
+        )
+    except BaseException:
+        tracking.finish_run(run_id, "FAILED")
+        raise
+    tracking.finish_run(run_id)
+    return registration
+
+
+def _log_and_register_run(
+    run_id: str,
+    model_path: str | Path,
+    result: TrainResult | Mapping[str, float],
+    metrics: dict[str, float],
+    model_values: dict[str, Any],
+    train_values: dict[str, Any],
+    *,
+    corpus: Corpus,
+    parent_run_id: str | None,
+    registered_name: str,
+    dvc_lock: str | Path,
+) -> RegistrationResult:
+    """Fill an open run with lineage, params, metrics and the pyfunc model; register it; apply the champion rule."""
+    corpus_hash = corpus.content_hash()
+    tags = {
+        TAG_GIT_COMMIT: git_commit(),
+        TAG_CORPUS_HASH: corpus_hash,
+        TAG_DVC_CORPUS_MD5: dvc_out_md5(corpus.root, dvc_lock) or "untracked",
+        "model_kind": "final",
+    }
+    if parent_run_id:
+        tags[TAG_TUNE_PARENT] = parent_run_id
+    tracking.set_tags(run_id, tags)
+    tracking.log_params(run_id, tracking.flatten_params(model_values, train_values))
+    tracking.log_final_metrics(run_id, metrics)
+    if isinstance(result, TrainResult):
+        tracking.log_metrics(run_id, {"best_epoch": result.best_epoch})
+
+    with mlflow.start_run(run_id=run_id):
+        mlflow.log_dict({"model": model_values, "train": train_values}, PARAMS_ARTIFACT)
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=ExpressionModel(),
+            artifacts={"model": str(model_path)},
+            signature=pyfunc_signature(),
+            input_example=frames_table(corpus),
+            pip_requirements=[
+                f"exprfusion=={exprfusion.__version__}",
+                f"torch=={torch.__version__.split('+')[0]}",
+                f"mlflow=={mlflow.__version__}",
+            ],
+        )
+        version = mlflow.register_model(info.model_uri, registered_name)
+
+    score = float(metrics[SCORE_METRIC])
+    promote, reason, champion, champion_f1 = champion_decision(registered_name, corpus_hash, score)
+    registry = tracking.client()
+    for key, value in {**tags, SCORE_METRIC: score}.items():
+        registry.set_model_version_tag(registered_name, version.version, key, str(value))
+    if promote:
+        registry.set_registered_model_alias(registered_name, CHAMPION_ALIAS, version.version)
+    tracking.set_tags(run_id, {"promoted": str(promote).lower(), "champion_decision": reason})
+    if champion_f1 is not None:
+        tracking.log_metrics(run_id, {"champion_previous_macro_f1": champion_f1})
+    return RegistrationResult(
+        run_id=run_id,
+        name=registered_name,
+        version=int(version.version),
+        model_uri=f"models:/{registered_name}/{version.version}",
+        macro_f1=score,
+        corpus_hash=corpus_hash,
+        promoted=promote,
+        decision=reason,
+        previous_champion_version=int(champion.version) if champion is not None else None,
+        previous_champion_macro_f1=champion_f1,
+    )

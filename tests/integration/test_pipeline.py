@@ -1,0 +1,203 @@
+"""The whole DVC pipeline on the tiny profile, in a throwaway git copy of the repository: a real `dvc repro`.
+
+Every stage runs; MLflow holds the search (a parent run, one child per grid point) and a champion model; a second
+`dvc repro` reruns nothing; a changed `tune` param reruns tune and what follows, never corpus or validate.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from mlflow import MlflowClient
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+
+from exprfusion.corpus import Corpus, feature_path
+from exprfusion.synthetic import generate_corpus
+
+pytestmark = pytest.mark.integration
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+STAGES = ("corpus", "validate", "tune", "train", "evaluate", "package")
+GRID = {"modality_dropout": [0.0, 0.2], "d_model": [16], "n_layers": [1]}
+TINY_TRAIN = {
+    "epochs": 2,
+    "batch_size": 8,
+    "lr": 0.003,
+    "window": 32,
+    "stride": 16,
+    "eval_stride": 16,
+    "median_kernel": 5,
+    "patience": 4,
+    "seed": 0,
+    "device": "cpu",
+}
+
+
+def _copy_repository(target: Path) -> None:
+    """Copy the files git would commit (tracked, and untracked but not ignored) into ``target``."""
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=REPOSITORY,
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
+    for name in filter(None, listed.split("\0")):
+        source = REPOSITORY / name
+        if source.is_file():
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target / name)
+
+
+def _tiny_params(path: Path) -> None:
+    """The tiny corpus, a two-point grid of tiny models, two epochs."""
+    params = yaml.safe_load(path.read_text())
+    params["data"]["synthetic"]["profile"] = "tiny"
+    params["tune"]["grid"] = GRID
+    params["tune"]["search"].update(scheduler="none", cpus_per_trial=1)
+    params["tune"]["model"] = {"n_heads": 2, "dropout": 0.1, "fusion": "gated"}
+    params["tune"]["train"] = TINY_TRAIN
+    params["train"]["overrides"] = {"epochs": 2}
+    params["evaluate"]["timeline_videos"] = 1
+    params["package"]["smoke_frames"] = 40
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def _git(repo: Path, *args: str) -> None:
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.org", *args], cwd=repo, check=True)
+
+
+class Project:
+    """The temporary repository and the environment its commands run in."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.tracking_uri = f"sqlite:///{root / 'mlflow.db'}"
+        self.env = {
+            **os.environ,
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+            "MLFLOW_TRACKING_URI": self.tracking_uri,
+            # The stages run the copy's code (the code DVC hashes), not the checkout the environment was built from.
+            "PYTHONPATH": str(root / "src"),
+        }
+        self.first_repro = ""
+
+    def run(self, *command: str, timeout: int = 600) -> str:
+        """Run a command in the repository; fail with its output if it fails; return stdout and stderr."""
+        done = subprocess.run(
+            command, cwd=self.root, env=self.env, capture_output=True, text=True, timeout=timeout, check=False
+        )
+        output = done.stdout + done.stderr
+        assert done.returncode == 0, f"{' '.join(command)} failed ({done.returncode}):\n{output[-6000:]}"
+        return output
+
+
+def test_validate_stage_names_the_damaged_video(tmp_path):
+    """The real stage script on a corpus with one altered feature file: exit status 2, the video named."""
+    generate_corpus(tmp_path / "corpus", profile="tiny", seed=0)
+    sections = {
+        "data": {"out": "corpus"},
+        "validate": {"required_splits": ["train", "validation"], "verify_hashes": True},
+    }
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(sections))
+    stage = [sys.executable, str(REPOSITORY / "pipelines" / "validate.py")]
+    passed = subprocess.run(stage, cwd=tmp_path, capture_output=True, text=True, check=False)
+    assert passed.returncode == 0, passed.stderr
+    video = Corpus(tmp_path / "corpus").videos("train")[1]
+    damaged = feature_path(tmp_path / "corpus", "audio", video)
+    damaged.write_bytes(damaged.read_bytes()[:-2] + b"\x00\x01")
+    failed = subprocess.run(stage, cwd=tmp_path, capture_output=True, text=True, check=False)
+    assert failed.returncode == 2
+    assert video in failed.stdout + failed.stderr and "Traceback" not in failed.stderr
+    report = json.loads((tmp_path / "reports" / "validation.json").read_text())
+    assert not report["ok"] and any(video in problem for problem in report["problems"])
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Project:
+    """A git copy of the repository with tiny params, after one full `dvc repro`."""
+    root = tmp_path_factory.mktemp("pipeline")
+    _copy_repository(root)
+    _tiny_params(root / "params.yaml")
+    _git(root, "init", "-q")
+    _git(root, "add", "-A")
+    _git(root, "commit", "-qm", "tiny pipeline")
+    project = Project(root)
+    project.first_repro = project.run("dvc", "repro")
+    return project
+
+
+@pytest.mark.slow
+def test_every_stage_runs_and_writes_its_outputs(project):
+    for stage in STAGES:
+        assert f"Running stage '{stage}'" in project.first_repro
+    for output in (
+        "reports/validation.json",
+        "reports/best.json",
+        "reports/trials.csv",
+        "models/model.pt",
+        "reports/metrics.json",
+        "reports/plots/robustness.json",
+        "reports/plots/confusion_matrix.png",
+        "models/package/model_card.json",
+    ):
+        assert (project.root / output).is_file(), output
+    lock = yaml.safe_load((project.root / "dvc.lock").read_text())
+    assert set(lock["stages"]) == set(STAGES)
+
+
+@pytest.mark.slow
+def test_mlflow_holds_the_search_and_a_champion(project):
+    client = MlflowClient(tracking_uri=project.tracking_uri)
+    experiment = client.get_experiment_by_name("exprfusion")
+    runs = client.search_runs([experiment.experiment_id])
+    parents = [run for run in runs if run.info.run_name.startswith("search-")]
+    assert len(parents) == 1
+    children = [run for run in runs if run.data.tags.get(MLFLOW_PARENT_RUN_ID) == parents[0].info.run_id]
+    points = sorted((run.data.params["p"], run.data.params["d"], run.data.params["l"]) for run in children)
+    assert points == [("0.0", "16", "1"), ("0.2", "16", "1")]
+
+    champion = client.get_model_version_by_alias("exprfusion-fusion", "champion")
+    final = client.get_run(champion.run_id)
+    assert final.data.tags["tune_parent_run_id"] == parents[0].info.run_id
+    assert final.data.tags["promoted"] == "true"
+    lock = yaml.safe_load((project.root / "dvc.lock").read_text())
+    assert final.data.tags["dvc_corpus_md5"] == lock["stages"]["corpus"]["outs"][0]["md5"]
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=project.root, capture_output=True, text=True).stdout
+    assert final.data.tags["git_commit"] == head.strip()
+
+
+@pytest.mark.slow
+def test_metrics_plots_and_experiments_are_shown(project):
+    metrics = project.run("dvc", "metrics", "show")
+    assert "accuracy" in metrics and "macro_f1" in metrics
+    experiments = project.run("dvc", "exp", "show", "--csv", "--no-pager")
+    assert "macro_f1" in experiments.splitlines()[0]
+    project.run("dvc", "plots", "show", "-o", str(project.root / ".dvc" / "tmp" / "plots"))
+
+
+@pytest.mark.slow
+def test_second_repro_reruns_nothing(project):
+    output = project.run("dvc", "repro")
+    assert "Running stage" not in output
+    assert "Data and pipelines are up to date" in output
+
+
+@pytest.mark.slow
+def test_changed_tune_param_reruns_tune_and_what_follows_only(project):
+    params = yaml.safe_load((project.root / "params.yaml").read_text())
+    params["tune"]["train"]["lr"] = 0.002
+    (project.root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    status = project.run("dvc", "status")
+    assert "tune:" in status and "corpus:" not in status and "validate:" not in status
+    output = project.run("dvc", "repro")
+    for stage in ("corpus", "validate"):
+        assert f"Stage '{stage}' didn't change" in output
+    for stage in ("tune", "train", "evaluate", "package"):
+        assert f"Running stage '{stage}'" in output

@@ -1,0 +1,243 @@
+"""Model registration against a real sqlite MLflow store and a real `mlflow server`: champion rule and lineage."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import mlflow
+import pytest
+import torch
+
+from exprfusion import tracking
+from exprfusion.artifact import load_model, save_model
+from exprfusion.corpus import Corpus
+from exprfusion.data import load_split
+from exprfusion.lineage import dvc_out_md5, git_commit, model_lineage, package_model, runs_for_corpus
+from exprfusion.model import FusionConfig, FusionTransformer
+from exprfusion.predict import predict_video
+from exprfusion.registry import CHAMPION_ALIAS, frames_table, log_and_register
+from exprfusion.synthetic import generate_corpus
+from exprfusion.train import TrainConfig, train_model, validation_metrics
+
+pytestmark = pytest.mark.integration
+
+NAME = "exprfusion-fusion"
+MODEL = FusionConfig(d_model=16, n_layers=1, n_heads=2)
+TRAIN = TrainConfig(epochs=1, batch_size=8, window=32, stride=16, eval_stride=16, median_kernel=5, lr=3e-3)
+
+
+def _git_repository(folder: Path) -> str:
+    """Make ``folder`` a git repository with one commit; return the commit."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "README").write_text("registry test\n")
+    for command in (["init", "-q"], ["add", "README"], ["commit", "-qm", "init"]):
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.org", *command], cwd=folder, check=True)
+    return subprocess.run(["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True, text=True).stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Corpus:
+    root = tmp_path_factory.mktemp("registry") / "corpus"
+    generate_corpus(root, profile="tiny", seed=0)
+    return Corpus(root)
+
+
+@pytest.fixture(scope="module")
+def scored_models(corpus, tmp_path_factory) -> list[tuple[Path, dict[str, float], FusionConfig]]:
+    """Three real models, from worst to best by their real validation macro-F1: one trained, two as initialised."""
+    folder = tmp_path_factory.mktemp("models")
+    validation = load_split(corpus, "validation")
+    trained = train_model(corpus, MODEL, TRAIN).model
+    models = [trained]
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        models.append(FusionTransformer(trained.config).eval())
+    scored = []
+    for number, model in enumerate(models):
+        path = save_model(folder / f"model{number}.pt", model, TRAIN.inference())
+        scored.append((path, validation_metrics(model, validation, TRAIN), model.config))
+    scored.sort(key=lambda item: item[1]["macro_f1"])
+    assert len({metrics["macro_f1"] for _, metrics, _ in scored}) == 3, "the three models score differently"
+    return scored
+
+
+@pytest.fixture
+def sqlite_store(tmp_path, monkeypatch) -> str:
+    """A fresh sqlite MLflow store in a git repository used as the working directory (artifacts land there too)."""
+    commit = _git_repository(tmp_path / "repo")
+    monkeypatch.chdir(tmp_path / "repo")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    return commit
+
+
+def _champion_version() -> int:
+    return int(tracking.client().get_model_version_by_alias(NAME, CHAMPION_ALIAS).version)
+
+
+def _register(scored, corpus: Corpus, **kwargs):
+    path, metrics, config = scored
+    return log_and_register(path, metrics, config, TRAIN, corpus=corpus, **kwargs)
+
+
+def test_champion_moves_only_to_a_better_model(corpus, scored_models, sqlite_store):
+    worst, middle, best = scored_models
+    first = _register(middle, corpus)
+    assert first.promoted and first.previous_champion_version is None
+    assert _champion_version() == first.version
+
+    worse = _register(worst, corpus)
+    assert not worse.promoted
+    assert _champion_version() == first.version
+    run = tracking.client().get_run(worse.run_id)
+    assert run.data.tags["promoted"] == "false"
+    assert run.data.metrics["champion_previous_macro_f1"] == pytest.approx(middle[1]["macro_f1"])
+
+    better = _register(best, corpus)
+    assert better.promoted and better.previous_champion_version == first.version
+    assert _champion_version() == better.version
+    assert tracking.client().get_run(better.run_id).data.tags["promoted"] == "true"
+
+    lineage = model_lineage(NAME, CHAMPION_ALIAS)
+    assert lineage["version"] == better.version and lineage["run_id"] == better.run_id
+    assert lineage["git_commit"] == sqlite_store == git_commit()
+    assert lineage["corpus_hash"] == corpus.content_hash()
+    assert lineage["params"]["model"]["d_model"] == MODEL.d_model
+    assert lineage["params"]["train"]["epochs"] == TRAIN.epochs
+    assert lineage["metrics"]["final_macro_f1"] == pytest.approx(best[1]["macro_f1"])
+    assert model_lineage(NAME, first.version)["run_id"] == first.run_id
+
+    runs = runs_for_corpus(corpus.content_hash())
+    assert set(runs["run_id"]) == {first.run_id, worse.run_id, better.run_id}
+    assert runs_for_corpus("0" * 64).empty
+
+
+def test_champion_trained_on_another_corpus_is_replaced(corpus, scored_models, sqlite_store, tmp_path):
+    other_root = tmp_path / "other"
+    generate_corpus(other_root, profile="tiny", seed=1)
+    other = Corpus(other_root)
+    assert other.content_hash() != corpus.content_hash()
+    _register(scored_models[2], other)
+    replacement = _register(scored_models[0], corpus)
+    assert replacement.promoted, "a lower score on another corpus does not keep the old champion"
+    assert "another corpus" in replacement.decision
+
+
+def test_registered_pyfunc_labels_frames_like_the_artefact(corpus, scored_models, sqlite_store):
+    registration = _register(scored_models[2], corpus)
+    frames = frames_table(corpus, n_frames=70)
+    served = mlflow.pyfunc.load_model(f"models:/{NAME}@{CHAMPION_ALIAS}").predict(frames)
+    model, inference, _ = load_model(scored_models[2][0])
+    record = corpus.load(corpus.videos("validation")[0])
+    labels, _ = predict_video(
+        model, inference, record.visual[:70], record.audio[:70], record.face_mask[:70], record.audio_mask[:70]
+    )
+    assert served["label"].tolist() == labels.tolist()
+    assert set(served["expression"]) <= {
+        "Neutral",
+        "Anger",
+        "Disgust",
+        "Fear",
+        "Happiness",
+        "Sadness",
+        "Surprise",
+        "Other",
+    }
+    assert registration.model_uri == f"models:/{NAME}/{registration.version}"
+
+
+def test_dvc_corpus_md5_is_read_from_the_lock_file(corpus, tmp_path):
+    lock = tmp_path / "dvc.lock"
+    relative = os.path.relpath(corpus.root, tmp_path)  # dvc.lock paths are relative to its folder
+    lock.write_text(
+        "schema: '2.0'\nstages:\n  corpus:\n    cmd: python pipelines/corpus.py\n    outs:\n"
+        f"    - path: {relative}\n      md5: 0123abcd.dir\n      size: 1\n"
+    )
+    assert dvc_out_md5(corpus.root, lock) == "0123abcd.dir"
+    assert dvc_out_md5(tmp_path / "elsewhere", lock) is None
+    assert dvc_out_md5(corpus.root, tmp_path / "missing.lock") is None
+
+
+def test_package_holds_a_checked_copy_and_a_card(scored_models, tmp_path):
+    path, metrics, config = scored_models[2]
+    evaluation = {**metrics, "split": "validation", "per_class_f1": {"Neutral": 0.5}}
+    card_path = package_model(path, tmp_path / "package", metrics=evaluation, registration={"version": 3})
+    card = json.loads(card_path.read_text())
+    assert (tmp_path / "package" / path.name).read_bytes() == path.read_bytes()
+    assert card["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert card["model_config"] == config.to_dict()
+    assert card["metrics"]["macro_f1"] == metrics["macro_f1"] and card["registry"] == {"version": 3}
+    assert len(card["class_names"]) == 8
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def mlflow_server(tmp_path, monkeypatch) -> Iterator[str]:
+    """A real `mlflow server` on a free port (sqlite backend, proxied artifacts), health-checked, then stopped."""
+    port = _free_port()
+    command = [
+        str(Path(sys.executable).parent / "mlflow"),
+        "server",
+        "--backend-store-uri",
+        f"sqlite:///{tmp_path / 'server.db'}",
+        "--artifacts-destination",
+        str(tmp_path / "server-artifacts"),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
+    log = (tmp_path / "server.log").open("w")
+    server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"mlflow server did not start:\n{(tmp_path / 'server.log').read_text()[-3000:]}")
+            time.sleep(0.5)
+        monkeypatch.chdir(tmp_path)
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
+        yield url
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        log.close()
+
+
+@pytest.mark.slow
+def test_registration_through_an_mlflow_server(corpus, scored_models, mlflow_server, tmp_path):
+    first = _register(scored_models[1], corpus)
+    second = _register(scored_models[0], corpus)
+    assert first.promoted and not second.promoted
+    assert tracking.tracking_uri() == mlflow_server
+    lineage = model_lineage(NAME, CHAMPION_ALIAS)
+    assert lineage["run_id"] == first.run_id and lineage["corpus_hash"] == corpus.content_hash()
+    assert lineage["params"]["model"]["n_layers"] == MODEL.n_layers
+    assert set(runs_for_corpus(corpus.content_hash())["run_id"]) == {first.run_id, second.run_id}
+    assert not (tmp_path / "mlruns").exists(), "artifacts go through the server, not to a local folder"
