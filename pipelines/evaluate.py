@@ -1,5 +1,9 @@
-"""DVC stage `evaluate`: score models/model.pt → reports/metrics.json (DVC metrics) and reports/plots/."""
+"""DVC stage `evaluate`: score models/model.pt → reports/metrics.json (DVC metrics) and reports/plots/.
 
+The metrics and plots are also attached to the MLflow run of the training (reports/registration.json).
+"""
+
+import json
 import os
 from pathlib import Path
 
@@ -7,10 +11,12 @@ from exprfusion.cli import run_stage
 from exprfusion.evaluate import METRICS_NAME, evaluate_model
 from exprfusion.params import load_section
 from exprfusion.progress import progress_callback
+from exprfusion.registry import log_evaluation
 
 MODEL = Path("models/model.pt")
 PLOTS = Path("reports/plots")
 METRICS = Path("reports/metrics.json")
+REGISTRATION = Path("reports/registration.json")
 
 
 def main() -> None:
@@ -28,6 +34,7 @@ def main() -> None:
             progress=update,
         )
     os.replace(PLOTS / METRICS_NAME, METRICS)  # metrics beside the reports, plot data and images in plots/
+    log_evaluation(json.loads(REGISTRATION.read_text())["run_id"], metrics, PLOTS)
     print(f"macro_f1 {metrics['macro_f1']:.4f}  accuracy {metrics['accuracy']:.4f}; wrote {METRICS} and {PLOTS}/")
 
 

@@ -290,3 +290,28 @@ def _log_and_register_run(
         previous_champion_version=int(champion.version) if champion is not None else None,
         previous_champion_macro_f1=champion_f1,
     )
+
+
+def evaluation_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
+    """Flatten ``metrics.json`` into MLflow metrics ``eval_<name>``, ``eval_f1_<Class>``, ``eval_robustness_<f>``."""
+    flat: dict[str, float] = {}
+    for key, value in metrics.items():
+        if isinstance(value, bool) or key == "robustness_seed":
+            continue
+        if isinstance(value, int | float):
+            flat[f"eval_{key}"] = float(value)
+        elif key == "per_class_f1":
+            flat.update({f"eval_f1_{name}": float(score) for name, score in value.items()})
+        elif key == "robustness":
+            flat.update({f"eval_robustness_{fraction}": float(score) for fraction, score in value.items()})
+    return flat
+
+
+def log_evaluation(run_id: str, metrics: Mapping[str, Any], plots_dir: str | Path) -> None:
+    """Attach an evaluation to the training run: flattened metrics, ``metrics.json`` and every plot under ``plots/``."""
+    registry = tracking.client()
+    tracking.log_metrics(run_id, evaluation_metrics(metrics))
+    registry.log_dict(run_id, dict(metrics), "evaluation/metrics.json")
+    for path in sorted(Path(plots_dir).glob("*")):
+        if path.suffix in (".png", ".json"):
+            registry.log_artifact(run_id, str(path), artifact_path="plots")

@@ -171,6 +171,9 @@ def test_mlflow_holds_the_search_and_a_champion(project):
     assert final.data.tags["dvc_corpus_md5"] == lock["stages"]["corpus"]["outs"][0]["md5"]
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=project.root, capture_output=True, text=True).stdout
     assert final.data.tags["git_commit"] == head.strip()
+    assert 0.0 <= final.data.metrics["eval_macro_f1"] <= 1.0 and "eval_robustness_0.5" in final.data.metrics
+    plots = {entry.path for entry in client.list_artifacts(final.info.run_id, "plots")}
+    assert {"plots/confusion_matrix.png", "plots/robustness.png"} <= plots
 
 
 @pytest.mark.slow
