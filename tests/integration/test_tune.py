@@ -1,0 +1,211 @@
+"""The search on a real local Ray and a real sqlite MLflow store: child runs per grid point, best.json, resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import ray
+from factories import make_record
+
+from exprfusion import tracking
+from exprfusion.corpus import Corpus, CorpusWriter
+from exprfusion.labels import CLASS_NAMES
+from exprfusion.search_space import parse_tune_params
+from exprfusion.tune import run_search, write_best
+
+pytestmark = pytest.mark.integration
+
+MODEL = {"d_model": 16, "n_layers": 1, "n_heads": 2}
+TRAIN = {"epochs": 2, "batch_size": 4, "window": 16, "stride": 8, "eval_stride": 8, "median_kernel": 3, "lr": 3e-3}
+RESUME_SCRIPT = """
+import json, sys
+from exprfusion.tune import run_search
+corpus, tune_params, model, train, storage = json.loads(sys.argv[1])
+run_search(corpus, tune_params, model, train, storage=storage, experiment="resume")
+"""
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("tune") / "corpus"
+    with CorpusWriter(root) as writer:
+        for i in range(4):
+            writer.add(make_record(f"t{i}", "train", n=60, seed=i))
+        for i in range(2):
+            writer.add(make_record(f"v{i}", "validation", n=50, seed=10 + i))
+    return root
+
+
+@pytest.fixture(scope="module")
+def mlflow_uri(tmp_path_factory) -> Iterator[str]:
+    """One sqlite store for the module (creating its tables costs seconds); each test uses its own experiment."""
+    uri = f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(tracking.TRACKING_URI_ENV, uri)
+        tracking.configure_mlflow("setup")
+        yield uri
+
+
+@pytest.fixture(scope="module")
+def local_ray() -> Iterator[None]:
+    """One local Ray for the module's in-process searches (run_search uses a running Ray and leaves it running)."""
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+def _runs(experiment: str) -> tuple[list, list]:
+    """The (parent runs, child runs) of an experiment."""
+    client = tracking.client()
+    runs = client.search_runs([client.get_experiment_by_name(experiment).experiment_id])
+    children = [run for run in runs if "mlflow.parentRunId" in run.data.tags]
+    return [run for run in runs if run not in children], children
+
+
+def _history(run_id: str, key: str = "macro_f1") -> list[int]:
+    return sorted(metric.step for metric in tracking.client().get_metric_history(run_id, key))
+
+
+def test_unknown_and_invalid_tune_params_are_rejected():
+    with pytest.raises(ValueError, match=r"unknown tune params \['dmodel', 'shceduler'\]"):
+        parse_tune_params({"dmodel": [16], "shceduler": "asha"})
+    with pytest.raises(ValueError, match=r"tune\.modality_dropout"):
+        parse_tune_params({"grid": {"modality_dropout": [0.1, 1.5]}})
+    with pytest.raises(ValueError, match=r"tune\.scheduler"):
+        parse_tune_params({"search": {"scheduler": "hyperband"}})
+    with pytest.raises(ValueError, match="given twice"):
+        parse_tune_params({"grid": {"d_model": [16]}, "d_model": [32]})
+    with pytest.raises(ValueError, match="unknown tune params"):
+        run_search("unused", {"layers": [1]}, MODEL, TRAIN, storage="unused")
+
+
+def test_search_space_grid_and_random():
+    space, settings = parse_tune_params({"grid": {"n_layers": [1, 2], "lr": ["1e-3", 3e-3]}, "search": {}})
+    assert space.n_trials() == 4 * 2 * 2 * 2, "the paper's p and d lists stay in unless overridden"
+    assert space.param_space()["lr"] == {"grid_search": [1e-3, 3e-3]}, "YAML strings such as 1e-3 are numbers"
+    assert settings.scheduler == "asha" and settings.cpus_per_trial == 1
+    random_space, _ = parse_tune_params({"mode": "random", "num_samples": 5, "lr": {"low": 1e-4, "high": 1e-2}})
+    assert random_space.n_trials() == 5
+    assert 1e-4 <= random_space.param_space()["lr"].sample() <= 1e-2
+
+
+def test_trial_resources_follow_the_cluster():
+    _, settings = parse_tune_params({"cpus_per_trial": 2, "gpus_per_trial": 0.25})
+    assert settings.trial_resources({"CPU": 16.0}) == ({"cpu": 2, "gpu": 0}, 8), "no GPU asked where there is none"
+    assert settings.trial_resources({"CPU": 16.0, "GPU": 1.0}) == ({"cpu": 2, "gpu": 0.25}, 8)
+    assert settings.trial_resources({"CPU": 1.0})[1] == 1
+    _, capped = parse_tune_params({"max_concurrent_trials": 3})
+    assert capped.trial_resources({"CPU": 16.0})[1] == 3
+
+
+def test_tracking_uri_and_params(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv(tracking.TRACKING_URI_ENV, raising=False)
+    assert tracking.tracking_uri() == f"sqlite:///{tmp_path.resolve()}/mlflow.db"
+    monkeypatch.setenv(tracking.TRACKING_URI_ENV, "sqlite:///stores/runs.db")
+    assert tracking.tracking_uri() == f"sqlite:///{tmp_path.resolve()}/stores/runs.db", "made absolute for trials"
+    params = tracking.flatten_params({"modality_dropout": 0.1, "d_model": 32, "n_layers": 2}, {"lr": 1e-3})
+    assert params["p"] == 0.1 and params["d"] == 32 and params["l"] == 2 and params["train.lr"] == 1e-3
+
+
+@pytest.mark.slow
+def test_grid_search_logs_one_child_run_per_point(corpus, mlflow_uri, local_ray, tmp_path):
+    tune_params = {"grid": {"modality_dropout": [0.0, 0.2], "d_model": [16, 32], "n_layers": [1]}}
+    tune_params["search"] = {"scheduler": "none"}
+    seen = []
+    result = run_search(
+        corpus,
+        tune_params,
+        MODEL,
+        TRAIN,
+        storage=tmp_path / "ray",
+        experiment="grid",
+        progress=lambda *a: seen.append(a),
+    )
+
+    parents, children = _runs("grid")
+    assert [parent.info.run_id for parent in parents] == [result.parent_run_id]
+    parent = parents[0]
+    assert parent.info.status == "FINISHED"
+    assert parent.data.tags["corpus_hash"] == Corpus(corpus).content_hash()
+    assert parent.data.tags["search_mode"] == "grid" and parent.data.tags["scheduler"] == "none"
+    points = {(run.data.params["p"], run.data.params["d"], run.data.params["l"]) for run in children}
+    assert points == {("0.0", "16", "1"), ("0.0", "32", "1"), ("0.2", "16", "1"), ("0.2", "32", "1")}
+    assert len(children) == 4
+    for child in children:
+        assert child.info.status == "FINISHED"
+        assert _history(child.info.run_id) == [0, 1], "macro_f1 logged once per epoch, step = epoch"
+        assert {f"f1_{name}" for name in CLASS_NAMES} <= set(child.data.metrics)
+
+    frame = result.trials
+    assert len(frame) == 4 and set(frame["status"]) == {"completed"} and set(frame["epochs_run"]) == {2}
+    assert result.total_trial_epochs == 8
+    best_row = frame.loc[frame["macro_f1"].idxmax()]
+    assert result.best_metrics["macro_f1"] == pytest.approx(best_row["macro_f1"])
+    assert result.best_model_config["d_model"] == best_row["d"]
+    assert result.best_model_config["modality_dropout"] == best_row["p"]
+    assert result.best_model_config["visual_dim"] == 8, "feature widths come from the corpus"
+    assert seen[-1] == (4, 4)
+
+    best = json.loads(write_best(result, tmp_path / "reports" / "best.json").read_text())
+    assert set(best) == {"model", "train", "metrics", "parent_run_id", "trials"}
+    assert best["parent_run_id"] == result.parent_run_id and best["trials"] == 4
+    assert best["train"]["epochs"] == 2 and best["model"]["n_layers"] == 1
+
+
+def _run_until_first_trial_finishes(arguments: list, timeout: float = 300) -> None:
+    """Run a search in a subprocess and SIGKILL it (and its Ray) once the driver reports a finished trial."""
+    env = {**os.environ, "COLUMNS": "200"}
+    env.pop("RAY_ADDRESS", None)
+    process = subprocess.Popen(
+        [sys.executable, "-c", RESUME_SCRIPT, json.dumps(arguments)],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
+    deadline, lines = time.monotonic() + timeout, []
+    try:
+        for line in process.stderr:
+            lines.append(line)
+            if line.startswith("trial 1/2") or time.monotonic() > deadline:
+                break
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    assert any(line.startswith("trial 1/2") for line in lines), "".join(lines[-40:])
+
+
+@pytest.mark.slow
+def test_killed_search_resumes_without_rerunning_finished_trials(corpus, mlflow_uri, local_ray, tmp_path):
+    # One trial at a time, so the kill lands while the second trial is pending or mid-way.
+    tune_params = {"modality_dropout": [0.0, 0.2], "d_model": [16], "n_layers": [1], "max_concurrent_trials": 1}
+    train = {**TRAIN, "epochs": 3}
+    storage = tmp_path / "ray"
+    _run_until_first_trial_finishes([str(corpus), tune_params, MODEL, train, str(storage)])
+
+    parents, children = _runs("resume")
+    finished = {run.info.run_id for run in children if run.info.status == "FINISHED"}
+    assert len(parents) == 1 and len(finished) == 1
+
+    result = run_search(corpus, tune_params, MODEL, train, storage=storage, experiment="resume", resume=True)
+
+    parents_after, children_after = _runs("resume")
+    assert result.parent_run_id == parents[0].info.run_id, "the restored search keeps its parent run"
+    assert [run.info.run_id for run in parents_after] == [result.parent_run_id]
+    assert len(children_after) == 2, "no child run is duplicated by the restore"
+    assert len({run.data.tags["trial_id"] for run in children_after}) == 2
+    for run_id in finished:
+        assert _history(run_id) == [0, 1, 2], "the finished trial was not trained again"
+    assert all(run.info.status == "FINISHED" for run in children_after)
+    assert len(result.trials) == 2 and set(result.trials["epochs_run"]) == {3}
+    assert sorted(result.trials["p"]) == [0.0, 0.2]
