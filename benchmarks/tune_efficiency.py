@@ -6,7 +6,7 @@ count, so the full grid trains every point to the end and ASHA is the only early
 configuration within 0.01 macro-F1 of the grid's best for at most 40 % of the grid's trial-epochs.
 
     python benchmarks/tune_efficiency.py                                  # the paper's 24-point grid, 12 epochs
-    python benchmarks/tune_efficiency.py --d-model 32 64 --n-layers 1 2 --epochs 12 --corpus data/corpus
+    python benchmarks/tune_efficiency.py --d-model 32 64 --n-layers 1 2 --reduction-factor 3 4 --corpus data/corpus
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def describe(label: str, result: SearchResult, seconds: float, grid_epochs: int)
 
 
 def main() -> None:
-    """Run the full grid, then ASHA on the same grid, and print the comparison."""
+    """Run the full grid, then ASHA on the same grid (once per reduction factor), and print the comparison."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpus", type=Path, help="corpus folder (default: generate the default profile)")
     parser.add_argument("--modality-dropout", type=float, nargs="+", default=[0.0, 0.1, 0.15, 0.2])
@@ -55,7 +55,7 @@ def main() -> None:
     parser.add_argument("--n-layers", type=int, nargs="+", default=[2, 3, 4])
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--grace-period", type=int, default=2)
-    parser.add_argument("--reduction-factor", type=int, default=3)
+    parser.add_argument("--reduction-factor", type=int, nargs="+", default=[3], help="one ASHA search per value")
     parser.add_argument("--cpus-per-trial", type=float, default=1)
     parser.add_argument("--out", type=Path, help="also write the results here (JSON)")
     args = parser.parse_args()
@@ -63,7 +63,6 @@ def main() -> None:
     grid = {"modality_dropout": args.modality_dropout, "d_model": args.d_model, "n_layers": args.n_layers}
     train = {"epochs": args.epochs, "patience": args.epochs}
     resources = {"cpus_per_trial": args.cpus_per_trial}
-    asha = {"scheduler": "asha", "grace_period": args.grace_period, "reduction_factor": args.reduction_factor}
     with tempfile.TemporaryDirectory() as tmp:
         os.environ.setdefault(tracking.TRACKING_URI_ENV, f"sqlite:///{Path(tmp) / 'mlflow.db'}")
         corpus = args.corpus
@@ -72,36 +71,47 @@ def main() -> None:
 
             corpus = Path(tmp) / "corpus"
             generate_corpus(corpus, profile="default", seed=0)
+        storage = Path(tmp) / "ray"
         with ray_session():
-            full, full_seconds = timed_search(
-                corpus, grid, {"scheduler": "none", **resources}, train, Path(tmp) / "ray", "tune-benchmark-grid"
-            )
-            early, early_seconds = timed_search(
-                corpus, grid, {**asha, **resources}, train, Path(tmp) / "ray", "tune-benchmark-asha"
-            )
+            search = {"scheduler": "none", **resources}
+            full, full_seconds = timed_search(corpus, grid, search, train, storage, "tune-benchmark-grid")
+            early = {}
+            for factor in args.reduction_factor:
+                search = {"scheduler": "asha", "grace_period": args.grace_period, "reduction_factor": factor}
+                early[factor] = timed_search(
+                    corpus, grid, {**search, **resources}, train, storage, f"tune-asha-{factor}"
+                )
 
     grid_epochs = full.total_trial_epochs
-    gap = full.best_metrics["macro_f1"] - early.best_metrics["macro_f1"]
-    share = early.total_trial_epochs / grid_epochs
     print()
     print("| search | best macro-F1 | best point | trial-epochs | wall time |")
     print("|---|---|---|---|---|")
     print(describe("full grid", full, full_seconds, grid_epochs))
-    print(describe(f"ASHA (grace {args.grace_period}, rf {args.reduction_factor})", early, early_seconds, grid_epochs))
-    print(
-        f"\n{len(full.trials)} points, {args.epochs} epochs, measured {datetime.date.today().isoformat()}."
-        f"\nASHA within {GOAL_F1_GAP} macro-F1 of the grid best: {gap <= GOAL_F1_GAP} (gap {gap:+.4f}); "
-        f"trial-epochs <= {GOAL_EPOCH_SHARE:.0%} of the grid's: {share <= GOAL_EPOCH_SHARE} ({share:.0%})"
-    )
+    for factor, (result, seconds) in early.items():
+        print(describe(f"ASHA (grace {args.grace_period}, rf {factor})", result, seconds, grid_epochs))
+    print(f"\n{len(full.trials)} points, {args.epochs} epochs, measured {datetime.date.today().isoformat()}.")
+    for factor, (result, _) in early.items():
+        gap = full.best_metrics["macro_f1"] - result.best_metrics["macro_f1"]
+        share = result.total_trial_epochs / grid_epochs
+        print(
+            f"rf {factor}: within {GOAL_F1_GAP} macro-F1 of the grid best: {gap <= GOAL_F1_GAP} (gap {gap:+.4f}); "
+            f"trial-epochs <= {GOAL_EPOCH_SHARE:.0%} of the grid's: {share <= GOAL_EPOCH_SHARE} ({share:.0%})"
+        )
     if args.out:
+        searches = {"grid": (full, full_seconds), **{f"asha_rf{f}": pair for f, pair in early.items()}}
         payload = {
             "grid": grid,
             "epochs": args.epochs,
-            "asha": asha,
-            "full": {"best": full.best_metrics, "trial_epochs": grid_epochs, "seconds": full_seconds},
-            "early": {"best": early.best_metrics, "trial_epochs": early.total_trial_epochs, "seconds": early_seconds},
-            "trials_full": full.trials.to_dict(orient="records"),
-            "trials_asha": early.trials.to_dict(orient="records"),
+            "grace_period": args.grace_period,
+            "searches": {
+                name: {
+                    "best": result.best_metrics,
+                    "trial_epochs": result.total_trial_epochs,
+                    "seconds": seconds,
+                    "trials": result.trials.to_dict(orient="records"),
+                }
+                for name, (result, seconds) in searches.items()
+            },
         }
         args.out.write_text(json.dumps(payload, indent=2, default=str) + "\n")
 
