@@ -9,16 +9,23 @@ Three checks follow the table: fusion beats the best single modality, voting + m
 
     python benchmarks/ablation.py                        # default corpus, every row, 8 epochs
     python benchmarks/ablation.py --rows fusion visual audio p=0 --epochs 4 --corpus data/corpus
+    python benchmarks/ablation.py --corpus data/corpus --results ablation.jsonl   # resumable: finished rows kept
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import json
+import multiprocessing
+import os
 import statistics
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
+
+import torch
 
 from exprfusion.data import load_split
 from exprfusion.evaluate import robustness_scores
@@ -38,35 +45,66 @@ ROWS: dict[str, dict] = {
 }
 
 
-def run_row(name: str, splits, train_config: TrainConfig, seed: int) -> dict:
-    """Train one configuration and measure it."""
-    config = TrainConfig.from_dict({**train_config.to_dict(), "seed": seed})
+_SPLITS: dict[str, tuple] = {}
+
+
+def run_row(name: str, corpus: str, train_settings: dict, seed: int, threads: int) -> dict:
+    """Train one configuration on ``corpus`` and measure it (runs in a worker process; splits cached per process)."""
+    torch.set_num_threads(threads)
+    if corpus not in _SPLITS:
+        _SPLITS[corpus] = (load_split(corpus, "train"), load_split(corpus, "validation"))
+    splits = _SPLITS[corpus]
+    config = TrainConfig.from_dict({**train_settings, "seed": seed})
     started = time.perf_counter()
     result = train_model(None, FusionConfig(**ROWS[name]), config, splits=splits)
     seconds = time.perf_counter() - started
     val = splits[1]
     metrics = validation_metrics(result.model, val, config, single_pass=True)
     half = robustness_scores(result.model, val, config.inference(), [0.5], seed=seed)["0.5"]
-    return {**metrics, "missing_50": half, "seconds": seconds, "best_epoch": result.best_epoch}
+    return {
+        "row": name,
+        "seed": seed,
+        **metrics,
+        "missing_50": half,
+        "seconds": seconds,
+        "best_epoch": result.best_epoch,
+    }
 
 
-def summarise(rows: dict[str, list[dict]]) -> dict[str, dict]:
-    """Median of each measure over seeds."""
-    return {name: {key: statistics.median(r[key] for r in runs) for key in runs[0]} for name, runs in rows.items()}
+def load_results(path: Path | None, epochs: int) -> list[dict]:
+    """Rows already measured with the same number of epochs (a rerun with ``--results`` skips them)."""
+    if path is None or not path.exists():
+        return []
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [row for row in rows if row.get("epochs") == epochs]
+
+
+MEASURES = ("macro_f1", "accuracy", "macro_f1_voting", "macro_f1_frame", "missing_50", "seconds")
+
+
+def summarise(results: list[dict], order: list[str]) -> dict[str, dict]:
+    """Median of each measure over seeds, per row, in ``order``."""
+    summary = {}
+    for name in order:
+        runs = [r for r in results if r["row"] == name]
+        if runs:
+            summary[name] = {key: statistics.median(r[key] for r in runs) for key in MEASURES}
+    return summary
 
 
 def markdown_table(summary: dict[str, dict], epochs: int, seeds: int) -> str:
     """The results as a Markdown table."""
     lines = [
-        "| run | fusion | p | d | l | macro-F1 | accuracy | F1 voting | F1 single pass | F1 @ 50 % faces missing |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| run | fusion | p | d | l | macro-F1 | accuracy | F1 voting | F1 single pass "
+        "| F1 @ 50 % faces missing | train time |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, m in summary.items():
         c = {**FusionConfig().to_dict(), **ROWS[name]}
         lines.append(
             f"| {name} | {c['fusion']} | {c['modality_dropout']} | {c['d_model']} | {c['n_layers']} "
             f"| {m['macro_f1']:.3f} | {m['accuracy']:.3f} | {m['macro_f1_voting']:.3f} | {m['macro_f1_frame']:.3f} "
-            f"| {m['missing_50']:.3f} |"
+            f"| {m['missing_50']:.3f} | {m['seconds'] / 60:.1f} min |"
         )
     lines.append(f"\n{epochs} epochs, median over {seeds} seed(s), measured {datetime.date.today().isoformat()}.")
     return "\n".join(lines)
@@ -91,12 +129,14 @@ def claims(summary: dict[str, dict]) -> list[str]:
 
 
 def main() -> None:
-    """Run the selected rows and print the table and the claims."""
+    """Run the selected rows (in parallel worker processes) and print the table and the claims."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpus", type=Path, help="corpus folder (default: generate the default profile)")
     parser.add_argument("--rows", nargs="+", default=list(ROWS), choices=list(ROWS))
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--seeds", type=int, default=1)
+    parser.add_argument("--jobs", type=int, default=2, help="rows trained at once, each on cpus/jobs threads")
+    parser.add_argument("--results", type=Path, help="JSON lines of finished rows; a rerun skips the rows in it")
     parser.add_argument("--out", type=Path, help="also write the Markdown table here")
     args = parser.parse_args()
 
@@ -107,20 +147,28 @@ def main() -> None:
 
             root = Path(tmp) / "corpus"
             generate_corpus(root, profile="default", seed=0)
-        splits = (load_split(root, "train"), load_split(root, "validation"))
-        train_config = TrainConfig(epochs=args.epochs, patience=args.epochs)
-        rows: dict[str, list[dict]] = {}
-        for name in args.rows:
-            for seed in range(args.seeds):
-                result = run_row(name, splits, train_config, seed)
-                rows.setdefault(name, []).append(result)
+        settings = TrainConfig(epochs=args.epochs, patience=args.epochs).to_dict()
+        results = load_results(args.results, args.epochs)
+        done = {(r["row"], r["seed"]) for r in results}
+        todo = [(name, seed) for name in args.rows for seed in range(args.seeds) if (name, seed) not in done]
+        threads = max(1, (os.cpu_count() or 1) // args.jobs)
+        print(f"{len(todo)} run(s) to train, {len(done)} already measured; {args.jobs} at once x {threads} thread(s)")
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=args.jobs, mp_context=context) as pool:
+            futures = [pool.submit(run_row, name, str(root), settings, seed, threads) for name, seed in todo]
+            for future in as_completed(futures):
+                result = {**future.result(), "epochs": args.epochs}
+                results.append(result)
+                if args.results:
+                    with args.results.open("a") as stream:
+                        stream.write(json.dumps(result) + "\n")
                 print(
-                    f"{name:<8} seed {seed}: macro-F1 {result['macro_f1']:.3f}  single pass "
+                    f"{result['row']:<8} seed {result['seed']}: macro-F1 {result['macro_f1']:.3f}  single pass "
                     f"{result['macro_f1_frame']:.3f}  @50% faces missing {result['missing_50']:.3f}  "
                     f"({result['seconds']:.0f} s)",
                     flush=True,
                 )
-    summary = summarise(rows)
+    summary = summarise([r for r in results if r["row"] in args.rows], args.rows)
     table = markdown_table(summary, args.epochs, args.seeds)
     print()
     print(table)

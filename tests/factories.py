@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from exprfusion.annotations import EXPR_HEADER
-from exprfusion.corpus import VideoRecord
+from exprfusion.corpus import CorpusWriter, VideoRecord
 from exprfusion.importer import ImportSources
 
 
@@ -68,3 +68,17 @@ def write_official_tree(root: Path) -> ImportSources:
     return ImportSources(
         annotations=root, visual=root / "visual", audio=root / "audio", cropped_aligned=cropped, fps_csv=fps
     )
+
+
+def write_small_corpus(
+    root: Path, n_train: int = 4, n_validation: int = 2, extra: tuple[VideoRecord, ...] = ()
+) -> Path:
+    """A corpus of ``make_record`` videos (train: 60 frames each, validation: 50) plus ``extra``; returns ``root``."""
+    with CorpusWriter(root) as writer:
+        for i in range(n_train):
+            writer.add(make_record(f"t{i}", "train", n=60, seed=i))
+        for i in range(n_validation):
+            writer.add(make_record(f"v{i}", "validation", n=50, seed=10 + i))
+        for record in extra:
+            writer.add(record)
+    return root

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from exprfusion.labels import NUM_CLASSES
+from exprfusion.strict_dicts import dataclass_from_dict
 
 FUSION_MODES: tuple[str, ...] = ("gated", "visual", "audio")
 
@@ -70,11 +71,7 @@ class FusionConfig:
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> FusionConfig:
         """Build a config from ``to_dict()`` output; missing keys take defaults, unknown keys raise ``ValueError``."""
-        known = {field.name for field in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"Unknown FusionConfig keys {unknown}; known keys are {sorted(known)}")
-        return cls(**values)
+        return dataclass_from_dict(cls, values, "FusionConfig keys")
 
 
 def _safe_key_padding(available: Tensor) -> tuple[Tensor, Tensor]:

@@ -32,6 +32,8 @@ from typing import Any, ClassVar
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 
+from exprfusion.strict_dicts import reject_unknown_keys
+
 MODES: tuple[str, ...] = ("grid", "random")
 SCHEDULERS: tuple[str, ...] = ("asha", "none")
 
@@ -171,9 +173,7 @@ def parse_tune_params(section: dict[str, Any]) -> tuple[SearchSpace, SearchSetti
         flat.update(values)
     space_keys = {f.name for f in fields(SearchSpace)}
     settings_keys = {f.name for f in fields(SearchSettings)}
-    unknown = sorted(set(flat) - space_keys - settings_keys)
-    if unknown:
-        raise ValueError(f"unknown tune params {unknown}; known: {sorted(space_keys | settings_keys)}")
+    reject_unknown_keys(flat, space_keys | settings_keys, "tune params")
     space = SearchSpace(**{k: v for k, v in flat.items() if k in space_keys})
     settings = SearchSettings(**{k: v for k, v in flat.items() if k in settings_keys})
     return space, settings

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from exprfusion.losses import FocalLoss, inverse_frequency_weights
 from exprfusion.metrics import evaluate_predictions, macro_f1
 from exprfusion.model import FusionConfig, FusionTransformer
 from exprfusion.seeding import seed_everything
+from exprfusion.strict_dicts import dataclass_from_dict
 
 CHECKPOINT_NAME = "checkpoint.pt"
 
@@ -57,11 +58,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
         """Build from a dict; unknown keys are an error naming them."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown training settings {unknown}; known: {sorted(known)}")
-        return cls(**values)
+        return dataclass_from_dict(cls, values, "training settings")
 
 
 @dataclass

@@ -85,6 +85,11 @@ class Project:
             "MLFLOW_TRACKING_URI": self.tracking_uri,
             # The stages run the copy's code (the code DVC hashes), not the checkout the environment was built from.
             "PYTHONPATH": str(root / "src"),
+            # `dvc exp run` commits each experiment to a git ref: it needs an identity.
+            "GIT_AUTHOR_NAME": "exprfusion tests",
+            "GIT_AUTHOR_EMAIL": "tests@example.org",
+            "GIT_COMMITTER_NAME": "exprfusion tests",
+            "GIT_COMMITTER_EMAIL": "tests@example.org",
         }
         self.first_repro = ""
 
@@ -204,3 +209,18 @@ def test_changed_tune_param_reruns_tune_and_what_follows_only(project):
         assert f"Stage '{stage}' didn't change" in output
     for stage in ("tune", "train", "evaluate", "package"):
         assert f"Running stage '{stage}'" in output
+
+
+@pytest.mark.slow
+def test_exp_run_sets_a_tune_param_and_reruns_from_tune(project):
+    output = project.run("dvc", "exp", "run", "-S", "tune.train.lr=0.001")
+    for stage in ("corpus", "validate"):
+        assert f"Running stage '{stage}'" not in output
+    for stage in ("tune", "train", "evaluate", "package"):
+        assert f"Running stage '{stage}'" in output
+    assert yaml.safe_load((project.root / "params.yaml").read_text())["tune"]["train"]["lr"] == 0.001
+    rows = project.run("dvc", "exp", "show", "--csv", "--no-pager").splitlines()
+    header = rows[0].split(",")
+    assert "tune.train.lr" in header and "macro_f1" in header
+    lr_values = {row.split(",")[header.index("tune.train.lr")] for row in rows[1:]}
+    assert "0.001" in lr_values

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 import ray
-from factories import make_record
+from factories import write_small_corpus
 
 from exprfusion import tracking
-from exprfusion.corpus import Corpus, CorpusWriter
+from exprfusion.corpus import Corpus
 from exprfusion.labels import CLASS_NAMES
 from exprfusion.search_space import parse_tune_params
 from exprfusion.tune import run_search, write_best
@@ -36,12 +36,7 @@ run_search(corpus, tune_params, model, train, storage=storage, experiment="resum
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("tune") / "corpus"
-    with CorpusWriter(root) as writer:
-        for i in range(4):
-            writer.add(make_record(f"t{i}", "train", n=60, seed=i))
-        for i in range(2):
-            writer.add(make_record(f"v{i}", "validation", n=50, seed=10 + i))
-    return root
+    return write_small_corpus(root)
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from factories import make_record
+from factories import make_record, write_small_corpus
 
 from exprfusion.annotations import read_submission
 from exprfusion.artifact import load_model, save_model
@@ -40,14 +40,13 @@ def faceless(record):
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     root = tmp_path_factory.mktemp("evaluate") / "corpus"
-    with CorpusWriter(root) as writer:
-        for i in range(3):
-            writer.add(make_record(f"t{i}", "train", n=60, seed=i))
-        writer.add(make_record("v_long", "validation", n=90, seed=10))
-        writer.add(make_record("v_mid", "validation", n=50, seed=11))
-        writer.add(faceless(make_record("v_dark", "validation", n=12, seed=12)))
-        writer.add(make_record("x_test", "test", n=30, seed=13))
-    return root
+    extra = (
+        make_record("v_long", "validation", n=90, seed=10),
+        make_record("v_mid", "validation", n=50, seed=11),
+        faceless(make_record("v_dark", "validation", n=12, seed=12)),
+        make_record("x_test", "test", n=30, seed=13),
+    )
+    return write_small_corpus(root, n_train=3, n_validation=0, extra=extra)
 
 
 @pytest.fixture(scope="module")

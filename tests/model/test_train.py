@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from factories import make_record
+from factories import write_small_corpus
 
 from exprfusion.artifact import load_model, save_model
-from exprfusion.corpus import CorpusWriter
 from exprfusion.data import load_split
 from exprfusion.model import FusionConfig
 from exprfusion.train import CHECKPOINT_NAME, TrainConfig, train_model
@@ -19,12 +18,7 @@ TINY_TRAIN = TrainConfig(epochs=3, batch_size=4, window=16, stride=8, eval_strid
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     root = tmp_path_factory.mktemp("train") / "corpus"
-    with CorpusWriter(root) as writer:
-        for i in range(4):
-            writer.add(make_record(f"t{i}", "train", n=60, seed=i))
-        for i in range(2):
-            writer.add(make_record(f"v{i}", "validation", n=50, seed=10 + i))
-    return root
+    return write_small_corpus(root)
 
 
 def test_training_reports_every_epoch_and_returns_best(corpus):

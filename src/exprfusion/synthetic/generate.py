@@ -95,17 +95,23 @@ def generate_corpus(
 
 
 def _one_blas_thread() -> None:
-    """Worker setup: the workers already use the cores, so each keeps its linear algebra to one thread."""
+    """Worker setup: every render runs its linear algebra on one thread (see ``_render_in_order``)."""
     threadpool_limits(limits=1)
 
 
 def _render_in_order(
     plans: Iterator[MediaPlan], world: World, profile: SyntheticProfile, seed: int, workers: int
 ) -> Iterator[list[VideoRecord]]:
-    """Render every plan, yielding the records in plan order; at most ``2 * workers`` media in flight."""
+    """Render every plan, yielding the records in plan order; at most ``2 * workers`` media in flight.
+
+    Every render, in this process or in a worker, uses one BLAS thread: a multi-threaded matrix product may round
+    differently, and the bytes must not depend on ``workers``.
+    """
     if workers <= 1:
         for plan in plans:
-            yield render_media(plan, world, profile, seed)
+            with threadpool_limits(limits=1):
+                records = render_media(plan, world, profile, seed)
+            yield records
         return
     # Fresh interpreters rather than forks: the caller may hold threads (torch, BLAS) that a fork would copy.
     context = multiprocessing.get_context("spawn")
