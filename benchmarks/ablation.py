@@ -89,6 +89,7 @@ def summarise(results: list[dict], order: list[str]) -> dict[str, dict]:
         runs = [r for r in results if r["row"] == name]
         if runs:
             summary[name] = {key: statistics.median(r[key] for r in runs) for key in MEASURES}
+            summary[name]["seeds"] = len(runs)
     return summary
 
 
@@ -96,17 +97,20 @@ def markdown_table(summary: dict[str, dict], epochs: int, seeds: int) -> str:
     """The results as a Markdown table."""
     lines = [
         "| run | fusion | p | d | l | macro-F1 | accuracy | F1 voting | F1 single pass "
-        "| F1 @ 50 % faces missing | train time |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| F1 @ 50 % faces missing | train time | seeds |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, m in summary.items():
         c = {**FusionConfig().to_dict(), **ROWS[name]}
         lines.append(
             f"| {name} | {c['fusion']} | {c['modality_dropout']} | {c['d_model']} | {c['n_layers']} "
             f"| {m['macro_f1']:.3f} | {m['accuracy']:.3f} | {m['macro_f1_voting']:.3f} | {m['macro_f1_frame']:.3f} "
-            f"| {m['missing_50']:.3f} | {m['seconds'] / 60:.1f} min |"
+            f"| {m['missing_50']:.3f} | {m['seconds'] / 60:.1f} min | {m['seeds']} |"
         )
-    lines.append(f"\n{epochs} epochs, median over {seeds} seed(s), measured {datetime.date.today().isoformat()}.")
+    lines.append(
+        f"\n{epochs} epochs; each figure is the median over the row's seeds (column `seeds`; {seeds} asked for); "
+        f"measured {datetime.date.today().isoformat()}."
+    )
     return "\n".join(lines)
 
 

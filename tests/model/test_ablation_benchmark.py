@@ -36,6 +36,7 @@ def test_ablation_prints_the_table_and_resumes_from_its_results(tmp_path):
     written = table.read_text()
     assert "| fusion | gated | 0.1 | 256 | 3 |" in written
     assert "| visual | visual | 0.1 | 256 | 3 |" in written
+    assert [line.endswith("| 1 |") for line in written.splitlines()[2:4]] == [True, True]  # one seed per row
     assert "voting + median" in written  # the claims checked on the rows present
 
     second = run_ablation(*common, "--rows", "fusion", "visual", "audio")
