@@ -30,6 +30,7 @@ import torch
 from exprfusion.data import load_split
 from exprfusion.evaluate import robustness_scores
 from exprfusion.model import FusionConfig
+from exprfusion.plots import plot_ablation
 from exprfusion.train import TrainConfig, train_model, validation_metrics
 
 BEST = {"fusion": "gated", "modality_dropout": 0.1, "d_model": 256, "n_layers": 3}
@@ -142,6 +143,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2, help="rows trained at once, each on cpus/jobs threads")
     parser.add_argument("--results", type=Path, help="JSON lines of finished rows; a rerun skips the rows in it")
     parser.add_argument("--out", type=Path, help="also write the Markdown table here")
+    parser.add_argument("--plot", type=Path, help="also draw the table as grouped bars in this PNG")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -181,6 +183,9 @@ def main() -> None:
         print(line)
     if args.out:
         args.out.write_text(table + "\n\n" + "\n".join(f"- {line}" for line in claims(summary)) + "\n")
+    if args.plot:
+        title = f"Ablation on the default synthetic corpus ({args.epochs} epochs, {datetime.date.today()})"
+        print(f"wrote {plot_ablation(summary, args.plot, title)}")
 
 
 if __name__ == "__main__":

@@ -24,7 +24,8 @@ def test_ablation_prints_the_table_and_resumes_from_its_results(tmp_path):
     table = tmp_path / "ablation.md"
     common = ("--corpus", str(corpus), "--epochs", "1", "--jobs", "2", "--results", str(results))
 
-    first = run_ablation(*common, "--rows", "fusion", "visual", "--out", str(table))
+    plot = tmp_path / "ablation.png"
+    first = run_ablation(*common, "--rows", "fusion", "visual", "--out", str(table), "--plot", str(plot))
     assert first.returncode == 0, first.stderr
     assert "2 run(s) to train, 0 already measured" in first.stdout
     lines = [json.loads(line) for line in results.read_text().splitlines()]
@@ -38,6 +39,7 @@ def test_ablation_prints_the_table_and_resumes_from_its_results(tmp_path):
     assert "| visual | visual | 0.1 | 256 | 3 |" in written
     assert [line.endswith("| 1 |") for line in written.splitlines()[2:4]] == [True, True]  # one seed per row
     assert "voting + median" in written  # the claims checked on the rows present
+    assert plot.read_bytes().startswith(b"\x89PNG") and plot.stat().st_size > 10_000
 
     second = run_ablation(*common, "--rows", "fusion", "visual", "audio")
     assert second.returncode == 0, second.stderr
