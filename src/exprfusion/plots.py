@@ -129,7 +129,7 @@ def plot_ablation(rows: dict[str, dict[str, float]], path: str | Path, title: st
     names = list(rows)
     positions = np.arange(len(names))[::-1]  # the first run at the top
     height = 0.8 / len(ABLATION_MEASURES)
-    figure = new_figure(8.0, 1.0 + 0.6 * len(names))
+    figure = new_figure(8.0, 1.5 + 0.6 * len(names))
     axes = figure.add_subplot()
     for i, (key, label) in enumerate(ABLATION_MEASURES):
         values = [rows[name][key] for name in names]
@@ -140,7 +140,9 @@ def plot_ablation(rows: dict[str, dict[str, float]], path: str | Path, title: st
     axes.set_xlim(0.0, max(max(rows[n][k] for n in names for k, _ in ABLATION_MEASURES) + 0.1, 0.5))
     axes.set_xlabel("macro F1 (validation)")
     axes.set_title(title)
-    axes.legend(loc="lower right", fontsize=8)
+    axes.legend(
+        loc="upper center", bbox_to_anchor=(0.5, -0.1 - 0.3 / len(names)), ncol=len(ABLATION_MEASURES), fontsize=8
+    )
     axes.grid(axis="x", alpha=0.3)
     figure.tight_layout()
     return save_figure(figure, path)
