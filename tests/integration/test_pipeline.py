@@ -6,6 +6,8 @@ Every stage runs; MLflow holds the search (a parent run, one child per grid poin
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import shutil
@@ -219,8 +221,7 @@ def test_exp_run_sets_a_tune_param_and_reruns_from_tune(project):
     for stage in ("tune", "train", "evaluate", "package"):
         assert f"Running stage '{stage}'" in output
     assert yaml.safe_load((project.root / "params.yaml").read_text())["tune"]["train"]["lr"] == 0.001
-    rows = project.run("dvc", "exp", "show", "--csv", "--no-pager").splitlines()
-    header = rows[0].split(",")
-    assert "tune.train.lr" in header and "macro_f1" in header
-    lr_values = {row.split(",")[header.index("tune.train.lr")] for row in rows[1:]}
-    assert "0.001" in lr_values
+    table = list(csv.DictReader(io.StringIO(project.run("dvc", "exp", "show", "--csv", "--no-pager"))))
+    assert table and {"tune.train.lr", "macro_f1"} <= table[0].keys()
+    experiment = next(row for row in table if row["tune.train.lr"] == "0.001")
+    assert 0.0 <= float(experiment["macro_f1"]) <= 1.0
