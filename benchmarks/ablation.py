@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from exprfusion.data import load_split
+from exprfusion.data import training_splits
 from exprfusion.evaluate import robustness_scores
 from exprfusion.model import FusionConfig
 from exprfusion.plots import plot_ablation
@@ -46,15 +46,10 @@ ROWS: dict[str, dict] = {
 }
 
 
-_SPLITS: dict[str, tuple] = {}
-
-
 def run_row(name: str, corpus: str, train_settings: dict, seed: int, threads: int) -> dict:
     """Train one configuration on ``corpus`` and measure it (runs in a worker process; splits cached per process)."""
     torch.set_num_threads(threads)
-    if corpus not in _SPLITS:
-        _SPLITS[corpus] = (load_split(corpus, "train"), load_split(corpus, "validation"))
-    splits = _SPLITS[corpus]
+    splits = training_splits(corpus)
     config = TrainConfig.from_dict({**train_settings, "seed": seed})
     started = time.perf_counter()
     result = train_model(None, FusionConfig(**ROWS[name]), config, splits=splits)
@@ -188,7 +183,7 @@ def main() -> None:
                     f"({result['seconds']:.0f} s)",
                     flush=True,
                 )
-    summary = summarise([r for r in results if r["row"] in args.rows], args.rows)
+    summary = summarise(results, args.rows)
     table = markdown_table(summary, args.epochs, args.seeds)
     print()
     print(table)

@@ -6,6 +6,7 @@ operation with the ``rows`` of a :class:`~exprfusion.windows.WindowIndex`, never
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from exprfusion.corpus import Corpus
+from exprfusion.corpus import MANIFEST_NAME, Corpus
 from exprfusion.labels import IGNORE_LABEL
 from exprfusion.windows import WindowIndex, build_window_index, contiguous_offsets
 
@@ -108,6 +109,22 @@ def load_split(corpus: Corpus | str | Path, split: str) -> SplitData:
         audio_mask=torch.from_numpy(audio_mask),
         labels=torch.from_numpy(labels),
     )
+
+
+@functools.lru_cache(maxsize=1)
+def _cached_training_splits(corpus_root: str, manifest_stamp: tuple[int, int]) -> tuple[SplitData, SplitData]:
+    """Train and validation splits of one corpus version (``manifest_stamp``: the manifest's mtime and size)."""
+    return load_split(corpus_root, "train"), load_split(corpus_root, "validation")
+
+
+def training_splits(corpus_root: str | Path) -> tuple[SplitData, SplitData]:
+    """The corpus's train and validation splits, loaded once per process and corpus version.
+
+    For processes that train run after run on one corpus (a reused Ray Tune worker, an ablation worker): the next
+    run takes the splits already in memory, and a corpus rewritten at the same path (a new manifest) is read again.
+    """
+    stat = (Path(corpus_root) / MANIFEST_NAME).stat()
+    return _cached_training_splits(str(Path(corpus_root).resolve()), (stat.st_mtime_ns, stat.st_size))
 
 
 @dataclass(frozen=True)

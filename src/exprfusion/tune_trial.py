@@ -9,7 +9,6 @@ checkpoints before it snapshots the experiment, so a search killed in between wo
 
 from __future__ import annotations
 
-import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,8 +19,7 @@ from ray import tune
 
 from exprfusion import tracking
 from exprfusion.atomic import atomic_open
-from exprfusion.corpus import MANIFEST_NAME
-from exprfusion.data import SplitData, load_split
+from exprfusion.data import SplitData, training_splits
 from exprfusion.inference import predict_split
 from exprfusion.metrics import evaluate_predictions
 from exprfusion.model import FusionConfig
@@ -143,21 +141,6 @@ def close_child_run(run_id: str, result: TrainResult, validation: SplitData, con
     tracking.finish_run(run_id, "FINISHED", uri)
 
 
-@functools.lru_cache(maxsize=1)
-def _splits_of(corpus_root: str, manifest_stamp: tuple[int, int]) -> tuple[SplitData, SplitData]:
-    """Train and validation splits, kept by the worker: Ray reuses it for the next trial, which needs the same.
-
-    ``manifest_stamp`` (the manifest's mtime and size) tells a rewritten corpus at the same path from the cached one.
-    """
-    return load_split(corpus_root, "train"), load_split(corpus_root, "validation")
-
-
-def trial_splits(corpus_root: str) -> tuple[SplitData, SplitData]:
-    """The corpus's train and validation splits, loaded once per worker process and corpus version."""
-    stat = (Path(corpus_root) / MANIFEST_NAME).stat()
-    return _splits_of(str(Path(corpus_root).resolve()), (stat.st_mtime_ns, stat.st_size))
-
-
 def train_trial(point: dict[str, Any], context: TrialContext) -> None:
     """The Ray Tune function trainable: one training run of ``point``, resumed from the trial's folder."""
     torch.set_num_threads(context.threads)
@@ -170,7 +153,7 @@ def train_trial(point: dict[str, Any], context: TrialContext) -> None:
     run_id = _child_run(context, state, trial_id, params)
     _write_state(run_dir, {**state, "child_run_id": run_id})
     reporter = EpochReporter(run_id, run_dir, state, train_config.epochs, context.tracking_uri)
-    splits = trial_splits(context.corpus_root)
+    splits = training_splits(context.corpus_root)  # a reused worker keeps them from its previous trial
     result = train_model(
         context.corpus_root, model_config, train_config, run_dir=run_dir, callback=reporter, splits=splits
     )

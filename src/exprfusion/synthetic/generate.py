@@ -94,31 +94,30 @@ def generate_corpus(
     return Path(out)
 
 
-def _one_blas_thread() -> None:
-    """Worker setup: every render runs its linear algebra on one thread (see ``_render_in_order``)."""
-    threadpool_limits(limits=1)
+def _render_on_one_thread(plan: MediaPlan, world: World, profile: SyntheticProfile, seed: int) -> list[VideoRecord]:
+    """Render one media with its linear algebra on one BLAS thread.
+
+    A multi-threaded matrix product may round differently, and the bytes must not depend on ``workers``; the
+    workers already use the cores between them.
+    """
+    with threadpool_limits(limits=1):
+        return render_media(plan, world, profile, seed)
 
 
 def _render_in_order(
     plans: Iterator[MediaPlan], world: World, profile: SyntheticProfile, seed: int, workers: int
 ) -> Iterator[list[VideoRecord]]:
-    """Render every plan, yielding the records in plan order; at most ``2 * workers`` media in flight.
-
-    Every render, in this process or in a worker, uses one BLAS thread: a multi-threaded matrix product may round
-    differently, and the bytes must not depend on ``workers``.
-    """
+    """Render every plan, yielding the records in plan order; at most ``2 * workers`` media in flight."""
     if workers <= 1:
         for plan in plans:
-            with threadpool_limits(limits=1):
-                records = render_media(plan, world, profile, seed)
-            yield records
+            yield _render_on_one_thread(plan, world, profile, seed)
         return
     # Fresh interpreters rather than forks: the caller may hold threads (torch, BLAS) that a fork would copy.
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_one_blas_thread) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         pending: deque[Future[list[VideoRecord]]] = deque()
         for plan in plans:
-            pending.append(pool.submit(render_media, plan, world, profile, seed))
+            pending.append(pool.submit(_render_on_one_thread, plan, world, profile, seed))
             if len(pending) >= 2 * workers:
                 yield pending.popleft().result()
         while pending:
