@@ -21,11 +21,10 @@ from torch.utils.data import DataLoader, Dataset
 
 from exprfusion.corpus import Corpus
 from exprfusion.data import gather_windows, load_split
-from exprfusion.inference import autocast_for
+from exprfusion.devices import autocast_for, resolve_device
 from exprfusion.losses import FocalLoss
 from exprfusion.model import FusionConfig, FusionTransformer
 from exprfusion.seeding import seed_everything
-from exprfusion.train import resolve_device
 
 
 class NaiveWindowDataset(Dataset):

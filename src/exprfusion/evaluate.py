@@ -20,6 +20,7 @@ from exprfusion.artifact import InferenceSettings, load_model
 from exprfusion.atomic import write_json
 from exprfusion.corpus import Corpus
 from exprfusion.data import SplitData, load_split
+from exprfusion.devices import resolve_device
 from exprfusion.inference import SplitPrediction, predict_split, single_pass_labels
 from exprfusion.metrics import (
     confusion,
@@ -31,7 +32,6 @@ from exprfusion.metrics import (
 from exprfusion.model import FusionTransformer
 from exprfusion.plots import plot_robustness, plot_timeline
 from exprfusion.predict import check_feature_widths
-from exprfusion.train import resolve_device
 
 ROBUSTNESS_FRACTIONS: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
 METRICS_NAME = "metrics.json"

@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from exprfusion.data import SplitData, gather_windows
+from exprfusion.devices import autocast_for
 from exprfusion.model import FusionTransformer
 from exprfusion.voting import median_filter_labels, soft_vote
 from exprfusion.windows import WindowIndex, window_batches
-
-
-def autocast_for(device: torch.device) -> torch.autocast | nullcontext:
-    """bf16 autocast on CUDA, nothing on CPU (fp32 there)."""
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return nullcontext()
 
 
 @torch.no_grad()

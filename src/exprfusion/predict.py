@@ -20,10 +20,10 @@ from exprfusion.artifact import InferenceSettings, load_model
 from exprfusion.atomic import atomic_open
 from exprfusion.corpus import Corpus
 from exprfusion.data import SplitData, load_split
+from exprfusion.devices import resolve_device
 from exprfusion.inference import predict_split, window_logits
 from exprfusion.labels import CLASS_NAMES, IGNORE_LABEL
 from exprfusion.model import FusionConfig, FusionTransformer
-from exprfusion.train import resolve_device
 from exprfusion.voting import predict_frames, softmax
 
 FEATURE_ARRAYS: tuple[str, ...] = ("visual", "audio")

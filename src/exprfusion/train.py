@@ -16,7 +16,9 @@ from exprfusion.artifact import InferenceSettings
 from exprfusion.atomic import atomic_path
 from exprfusion.corpus import Corpus
 from exprfusion.data import SplitData, gather_windows, load_split
-from exprfusion.inference import autocast_for, predict_split, single_pass_labels
+from exprfusion.devices import autocast_for, resolve_device
+from exprfusion.epoch_report import EpochReport
+from exprfusion.inference import predict_split, single_pass_labels
 from exprfusion.losses import FocalLoss, inverse_frequency_weights
 from exprfusion.metrics import evaluate_predictions, macro_f1
 from exprfusion.model import FusionConfig, FusionTransformer
@@ -62,17 +64,6 @@ class TrainConfig:
 
 
 @dataclass
-class EpochReport:
-    """What one epoch produced; handed to the per-epoch callback (MLflow, Ray Tune)."""
-
-    epoch: int
-    train_loss: float
-    lr: float
-    seconds: float
-    metrics: dict[str, float]
-
-
-@dataclass
 class TrainResult:
     """The outcome of a run: the best model (weights of the best epoch) and its history."""
 
@@ -81,13 +72,6 @@ class TrainResult:
     best_metrics: dict[str, float]
     history: list[EpochReport] = field(default_factory=list)
     stopped_early: bool = False
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` picks CUDA when available, else CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def warmup_cosine(total_steps: int, warmup_fraction: float) -> Callable[[int], float]:

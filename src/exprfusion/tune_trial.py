@@ -20,11 +20,12 @@ from ray import tune
 from exprfusion import tracking
 from exprfusion.atomic import atomic_open
 from exprfusion.data import SplitData, training_splits
+from exprfusion.epoch_report import EpochReport
 from exprfusion.inference import predict_split
 from exprfusion.metrics import evaluate_predictions
 from exprfusion.model import FusionConfig
 from exprfusion.search_space import SearchSpace
-from exprfusion.train import EpochReport, TrainConfig, TrainResult, train_model
+from exprfusion.train import TrainConfig, TrainResult, train_model
 
 TRIAL_STATE = "trial.json"
 
