@@ -1,9 +1,9 @@
 """DVC stage `corpus`: build the corpus from params.yaml's `data` section."""
 
 from exprfusion.build_corpus import build_corpus
-from exprfusion.cli import run_stage
 from exprfusion.params import load_section
 from exprfusion.progress import progress_callback
+from exprfusion.stage import run_stage
 
 
 def main() -> None:

@@ -4,14 +4,13 @@ The metrics and plots are also attached to the MLflow run of the training (repor
 """
 
 import json
-import os
 from pathlib import Path
 
-from exprfusion.cli import run_stage
-from exprfusion.evaluate import METRICS_NAME, evaluate_model
+from exprfusion.evaluate import EvaluateConfig, evaluate_model
 from exprfusion.params import load_section
 from exprfusion.progress import progress_callback
 from exprfusion.registry import log_evaluation
+from exprfusion.stage import run_stage
 
 MODEL = Path("models/model.pt")
 PLOTS = Path("reports/plots")
@@ -21,19 +20,11 @@ REGISTRATION = Path("reports/registration.json")
 
 def main() -> None:
     """Read the `evaluate` params and evaluate the model on the configured split."""
-    params = load_section("evaluate")
-    with progress_callback(f"evaluate {params['split']}") as update:
+    config = EvaluateConfig.from_dict(load_section("evaluate"))
+    with progress_callback(f"evaluate {config.split}") as update:
         metrics = evaluate_model(
-            MODEL,
-            load_section("data")["out"],
-            PLOTS,
-            split=params["split"],
-            robustness_fractions=params["robustness_fractions"],
-            seed=params["seed"],
-            timeline_videos=params["timeline_videos"],
-            progress=update,
+            MODEL, load_section("data")["out"], metrics_path=METRICS, plots_dir=PLOTS, config=config, progress=update
         )
-    os.replace(PLOTS / METRICS_NAME, METRICS)  # metrics beside the reports, plot data and images in plots/
     log_evaluation(json.loads(REGISTRATION.read_text())["run_id"], metrics, PLOTS)
     print(f"macro_f1 {metrics['macro_f1']:.4f}  accuracy {metrics['accuracy']:.4f}; wrote {METRICS} and {PLOTS}/")
 

@@ -3,9 +3,9 @@
 import json
 from pathlib import Path
 
-from exprfusion.cli import run_stage
-from exprfusion.lineage import package_model
+from exprfusion.packaging import package_model
 from exprfusion.params import load_section
+from exprfusion.stage import run_stage
 
 MODEL = Path("models/model.pt")
 METRICS = Path("reports/metrics.json")

@@ -5,12 +5,12 @@ from pathlib import Path
 
 from exprfusion.artifact import save_model
 from exprfusion.atomic import write_json
-from exprfusion.cli import run_stage
 from exprfusion.corpus import Corpus
 from exprfusion.model import FusionConfig
 from exprfusion.params import load_section
 from exprfusion.progress import progress_callback
 from exprfusion.registry import log_and_register
+from exprfusion.stage import run_stage
 from exprfusion.train import TrainConfig, train_model, training_metadata
 
 BEST = Path("reports/best.json")

@@ -5,9 +5,9 @@ Ray keeps its experiment state under `ray_results/` (not a DVC output): an inter
 
 from pathlib import Path
 
-from exprfusion.cli import run_stage
 from exprfusion.params import load_section
 from exprfusion.progress import progress_callback
+from exprfusion.stage import run_stage
 from exprfusion.tune import run_search, write_best
 
 BEST = Path("reports/best.json")

@@ -1,8 +1,8 @@
 """DVC stage `validate`: check the corpus (splits, feature widths, content hashes) and write reports/validation.json."""
 
-from exprfusion.cli import run_stage
 from exprfusion.corpus_checks import check_corpus
 from exprfusion.params import load_section
+from exprfusion.stage import run_stage
 
 REPORT = "reports/validation.json"
 

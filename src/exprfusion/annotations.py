@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from exprfusion.atomic import atomic_open
+from exprfusion.errors import InputError, MissingInputError
 from exprfusion.labels import CLASS_NAMES, IGNORE_LABEL, NUM_CLASSES, SPLIT_DIRS
 
 EXPR_HEADER = ",".join(CLASS_NAMES)
@@ -34,7 +35,7 @@ _INTEGER_BYTES = np.zeros(256, dtype=bool)
 _INTEGER_BYTES[list(b"0123456789+- \t\r\n")] = True
 
 
-class AnnotationError(ValueError):
+class AnnotationError(InputError):
     """A malformed annotation or submission file; the message names the file and the 1-based line number."""
 
     def __init__(self, path: str | os.PathLike[str], line: int, reason: str) -> None:
@@ -77,9 +78,10 @@ def read_expr_annotation(path: str | os.PathLike[str]) -> np.ndarray:
 
     Raises:
         AnnotationError: wrong header, empty file, no frames, a non-integer line or a label outside -1..7.
+        MissingInputError: no file at ``path``.
     """
     path = Path(path)
-    raw = path.read_bytes()
+    raw = _read_bytes(path, "annotation file")
     lines = _body_lines(path, raw, EXPR_HEADER, what="frame labels")
     labels = _parse_integers(raw[raw.index(b"\n") + 1 :], lines)
     if labels is None:
@@ -151,8 +153,8 @@ def read_annotation_tree(root: str | os.PathLike[str]) -> dict[str, dict[str, Pa
         split ("train", "validation", "test"; only those present) -> {video: path}, videos sorted by name.
 
     Raises:
-        FileNotFoundError: no split folder under ``root`` (nor under ``root/EXPR_Recognition_Challenge``).
-        ValueError: a video is annotated in two splits.
+        MissingInputError: no split folder under ``root`` (nor under ``root/EXPR_Recognition_Challenge``).
+        InputError: a video is annotated in two splits.
     """
     root = Path(root)
     for base in (root, root / CHALLENGE_DIR):
@@ -161,7 +163,7 @@ def read_annotation_tree(root: str | os.PathLike[str]) -> dict[str, dict[str, Pa
             break
     else:
         wanted = ", ".join(SPLIT_DIRS.values())
-        raise FileNotFoundError(f"{root}: no split folder ({wanted}) here nor under {root / CHALLENGE_DIR}")
+        raise MissingInputError(f"{root}: no split folder ({wanted}) here nor under {root / CHALLENGE_DIR}")
     tree: dict[str, dict[str, Path]] = {}
     seen: dict[str, Path] = {}
     for split, folder in split_dirs.items():
@@ -170,7 +172,7 @@ def read_annotation_tree(root: str | os.PathLike[str]) -> dict[str, dict[str, Pa
         tree[split] = {p.stem: p for p in files}
         for video, file in tree[split].items():
             if video in seen:
-                raise ValueError(f"video {video!r} is annotated in two splits: {seen[video]} and {file}")
+                raise InputError(f"video {video!r} is annotated in two splits: {seen[video]} and {file}")
             seen[video] = file
     return tree
 
@@ -188,7 +190,7 @@ def face_presence_from_cropped_aligned(cropped_root: str | os.PathLike[str], vid
         folder gives all False (no face was ever detected).
 
     Raises:
-        ValueError: an image is numbered 0 or beyond ``n_frames`` (the frame count is wrong); names the file.
+        InputError: an image is numbered 0 or beyond ``n_frames`` (the frame count is wrong); names the file.
     """
     folder = Path(cropped_root) / video
     present = np.zeros(n_frames, dtype=bool)
@@ -202,7 +204,7 @@ def face_presence_from_cropped_aligned(cropped_root: str | os.PathLike[str], vid
                 continue
             number = int(match.group(1))
             if not 1 <= number <= n_frames:
-                raise ValueError(f"{entry.path}: frame number {number} is outside 1..{n_frames} for video {video}")
+                raise InputError(f"{entry.path}: frame number {number} is outside 1..{n_frames} for video {video}")
             numbers.append(number)
     present[np.asarray(numbers, dtype=np.int64) - 1] = True
     return present
@@ -217,16 +219,16 @@ def write_submission(path: str | os.PathLike[str], predictions: Mapping[str, np.
             frames with no face (the challenge scores every listed frame).
 
     Raises:
-        ValueError: no videos, a video name that cannot appear in an image location, or a prediction that is
-            not a class in 0..7 (names the video and the frame).
+        InputError: no videos, or a video name that cannot appear in an image location.
+        ValueError: a prediction that is not a class in 0..7 (names the video and the frame).
     """
     path = Path(path)
     if not predictions:
-        raise ValueError(f"{path}: no videos to write")
+        raise InputError(f"{path}: no videos to write")
     checked = {}
     for video in sorted(predictions):
         if not video or "/" in video or "," in video:
-            raise ValueError(f"{path}: video name {video!r} cannot be written as '<video>/00001.jpg'")
+            raise InputError(f"{path}: video name {video!r} cannot be written as '<video>/00001.jpg'")
         checked[video] = _as_label_vector(path, predictions[video], 0, f"prediction of video {video}")
     with atomic_open(path) as handle:
         handle.write(SUBMISSION_HEADER + "\n")
@@ -245,9 +247,10 @@ def read_submission(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     Raises:
         AnnotationError: wrong header, a malformed row, a class outside 0..7, or frames of a video that are
             not 1, 2, 3, ... in one contiguous block.
+        MissingInputError: no file at ``path``.
     """
     path = Path(path)
-    lines = _body_lines(path, path.read_bytes(), SUBMISSION_HEADER, what="rows")
+    lines = _body_lines(path, _read_bytes(path, "submission file"), SUBMISSION_HEADER, what="rows")
     predictions: dict[str, list[int]] = {}
     previous_video = None
     for line_number, line in enumerate(lines, start=2):
@@ -267,6 +270,14 @@ def read_submission(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
         predictions[video].append(label)
         previous_video = video
     return {video: np.asarray(labels, dtype=np.int64) for video, labels in predictions.items()}
+
+
+def _read_bytes(path: Path, what: str) -> bytes:
+    """The file's bytes; a missing file is a :class:`MissingInputError` naming it."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise MissingInputError(f"{path}: {what} not found") from None
 
 
 def _body_lines(path: Path, raw: bytes, header: str, what: str) -> list[str]:

@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from exprfusion.atomic import atomic_path
+from exprfusion.errors import InputError, MissingInputError
 from exprfusion.labels import CLASS_NAMES
 from exprfusion.model import FusionConfig, FusionTransformer
 
@@ -55,16 +56,24 @@ def save_model(
 def load_model(
     path: str | Path, device: str | torch.device = "cpu"
 ) -> tuple[FusionTransformer, InferenceSettings, dict]:
-    """Load an artefact; return the model (eval mode), its inference settings and its metadata."""
+    """Load an artefact; return the model (eval mode), its inference settings and its metadata.
+
+    Raises:
+        MissingInputError: no file at ``path``.
+        InputError: the file is not an exprfusion model artefact.
+    """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: model file not found")
+        raise MissingInputError(f"{path}: model file not found")
     try:
         payload = torch.load(path, map_location=device, weights_only=True)
     except Exception as error:
-        raise ValueError(f"{path}: not an exprfusion model file ({error})") from error
+        raise InputError(f"{path}: not an exprfusion model file ({error})") from error
     if not isinstance(payload, dict) or payload.get("format") != ARTIFACT_FORMAT:
-        raise ValueError(f"{path}: not an exprfusion model file (format {ARTIFACT_FORMAT} expected)")
+        raise InputError(f"{path}: not an exprfusion model file (format {ARTIFACT_FORMAT} expected)")
+    missing = [key for key in ("model_config", "inference", "state_dict") if key not in payload]
+    if missing:
+        raise InputError(f"{path}: damaged exprfusion model file (no {', '.join(missing)})")
     model = FusionTransformer(FusionConfig.from_dict(payload["model_config"]))
     model.load_state_dict(payload["state_dict"])
     model.to(device).eval()

@@ -33,6 +33,7 @@ import pandas as pd
 
 from exprfusion.annotations import media_name, read_expr_annotation, write_expr_annotation
 from exprfusion.atomic import atomic_open
+from exprfusion.errors import InputError, MissingInputError
 from exprfusion.labels import CLASS_NAMES, IGNORE_LABEL, NUM_CLASSES, SPLIT_DIRS, SPLITS
 
 MANIFEST_NAME = "manifest.parquet"
@@ -58,7 +59,7 @@ MANIFEST_COLUMNS: tuple[str, ...] = (
 )
 
 
-class CorpusError(RuntimeError):
+class CorpusError(InputError):
     """A corpus is missing, malformed, or a record does not fit the layout."""
 
 
@@ -294,7 +295,10 @@ class Corpus:
             raise CorpusError(f"{path}: manifest lacks columns {missing}")
         self.manifest = manifest.set_index("video", drop=False)
         info_path = self.root / INFO_NAME
-        self.info: dict[str, Any] = json.loads(info_path.read_text()) if info_path.is_file() else {}
+        try:
+            self.info: dict[str, Any] = json.loads(info_path.read_text()) if info_path.is_file() else {}
+        except json.JSONDecodeError as error:
+            raise CorpusError(f"{info_path}: not valid JSON ({error})") from None
 
     def __len__(self) -> int:
         return len(self.manifest)
@@ -330,7 +334,11 @@ class Corpus:
         if row["split"] == "test":
             labels = np.full(n, IGNORE_LABEL, dtype=np.int64)
         else:
-            labels = read_expr_annotation(annotation_path(self.root, row["split"], video)).astype(np.int64)
+            try:
+                labels = read_expr_annotation(annotation_path(self.root, row["split"], video)).astype(np.int64)
+            except MissingInputError:
+                path = annotation_path(self.root, row["split"], video)
+                raise CorpusError(f"{path} is missing (listed in the manifest)") from None
         for kind, array in arrays.items():
             if array.shape[0] != n:
                 raise CorpusError(f"{feature_path(self.root, kind, video)}: {array.shape[0]} rows, manifest says {n}")

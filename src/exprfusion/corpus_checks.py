@@ -13,6 +13,7 @@ from typing import Any
 
 from exprfusion.atomic import write_json
 from exprfusion.corpus import FEATURE_KINDS, Corpus, CorpusError, feature_path
+from exprfusion.errors import InputError
 from exprfusion.labels import SPLITS
 
 
@@ -21,7 +22,7 @@ def _split_problems(corpus: Corpus, required_splits: Sequence[str]) -> list[str]
     problems = []
     for split in required_splits:
         if split not in SPLITS:
-            raise ValueError(f"validate.required_splits: {split!r} is not one of {SPLITS}")
+            raise InputError(f"validate.required_splits: {split!r} is not one of {SPLITS}")
         rows = corpus.manifest[corpus.manifest["split"] == split]
         if rows.empty:
             problems.append(f"split {split!r}: no videos")

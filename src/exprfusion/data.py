@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 from exprfusion.corpus import MANIFEST_NAME, Corpus
+from exprfusion.errors import InputError
 from exprfusion.labels import IGNORE_LABEL
 from exprfusion.windows import WindowIndex, build_window_index, contiguous_offsets
 
@@ -59,7 +60,7 @@ class SplitData:
         every face, leaving the audio branch alone.
         """
         if not 0.0 <= fraction <= 1.0:
-            raise ValueError(f"fraction must lie in [0, 1], got {fraction}")
+            raise InputError(f"fraction must lie in [0, 1], got {fraction}")
         face_mask = self.face_mask.cpu().numpy().copy()
         if fraction > 0.0:
             rng = np.random.default_rng(seed)
@@ -80,7 +81,7 @@ def load_split(corpus: Corpus | str | Path, split: str) -> SplitData:
     corpus = corpus if isinstance(corpus, Corpus) else Corpus(corpus)
     videos = corpus.videos(split)
     if not videos:
-        raise ValueError(f"{corpus.root}: the corpus has no {split!r} videos")
+        raise InputError(f"{corpus.root}: the corpus has no {split!r} videos")
     rows = corpus.manifest.loc[videos]
     lengths = rows["n_frames"].to_numpy(dtype=np.int64)
     offsets = contiguous_offsets(lengths)
@@ -123,7 +124,10 @@ def training_splits(corpus_root: str | Path) -> tuple[SplitData, SplitData]:
     For processes that train run after run on one corpus (a reused Ray Tune worker, an ablation worker): the next
     run takes the splits already in memory, and a corpus rewritten at the same path (a new manifest) is read again.
     """
-    stat = (Path(corpus_root) / MANIFEST_NAME).stat()
+    manifest = Path(corpus_root) / MANIFEST_NAME
+    if not manifest.is_file():
+        Corpus(corpus_root)  # raises the CorpusError that names the missing manifest
+    stat = manifest.stat()
     return _cached_training_splits(str(Path(corpus_root).resolve()), (stat.st_mtime_ns, stat.st_size))
 
 

@@ -10,3 +10,7 @@ from __future__ import annotations
 
 class InputError(ValueError):
     """Bad input that the user can fix; the message names the file, row, key or value at fault."""
+
+
+class MissingInputError(InputError, FileNotFoundError):
+    """A file or folder the user named does not exist (also a ``FileNotFoundError``)."""

@@ -26,7 +26,8 @@ from exprfusion.annotations import (
     read_expr_annotation,
 )
 from exprfusion.corpus import CorpusError, CorpusWriter, VideoRecord
-from exprfusion.extract.align import align_to_frames
+from exprfusion.errors import InputError, MissingInputError
+from exprfusion.extract.align import ALIGN_METHODS, align_to_frames
 
 DEFAULT_FPS = 30.0
 
@@ -44,10 +45,26 @@ class ImportSources:
     align: str = "nearest"
     allow_missing_audio: bool = False
 
+    def __post_init__(self) -> None:
+        if self.align not in ALIGN_METHODS:
+            raise InputError(f"unknown audio alignment {self.align!r}; expected one of {ALIGN_METHODS}")
+
+    def check_paths_exist(self) -> None:
+        """Raise :class:`MissingInputError` naming the first given folder or file that does not exist."""
+        for name in ("annotations", "visual", "audio", "face_mask", "cropped_aligned", "fps_csv"):
+            path = getattr(self, name)
+            if path is not None and not Path(path).exists():
+                raise MissingInputError(f"{path}: not found (the {name.replace('_', ' ')} input)")
+
 
 def read_fps_table(path: Path) -> dict[str, float]:
     """Read a ``video,fps`` (or ``media,fps``) table into a name → fps mapping."""
-    table = pd.read_csv(path)
+    try:
+        table = pd.read_csv(path)
+    except FileNotFoundError:
+        raise MissingInputError(f"{path}: fps table not found") from None
+    except (ValueError, UnicodeDecodeError) as error:  # pandas' EmptyDataError and ParserError are ValueErrors
+        raise CorpusError(f"{path}: not a readable CSV table ({' '.join(str(error).split())})") from None
     key = "video" if "video" in table.columns else "media"
     if key not in table.columns or "fps" not in table.columns:
         raise CorpusError(f"{path}: needs columns 'video' (or 'media') and 'fps', found {list(table.columns)}")
@@ -58,15 +75,22 @@ def read_fps_table(path: Path) -> dict[str, float]:
     return dict(zip(table[key].astype(str), fps.astype(float), strict=True))
 
 
-def _load_feature(path: Path, what: str) -> np.ndarray:
+def _load_array(path: Path, what: str, mmap_mode: str | None = None) -> np.ndarray:
+    """One user ``.npy`` file; a missing file is a :class:`MissingInputError`, an unreadable one a ``CorpusError``."""
     try:
-        array = np.load(path, mmap_mode="r", allow_pickle=False)
+        return np.load(path, mmap_mode=mmap_mode, allow_pickle=False)
     except FileNotFoundError:
-        raise CorpusError(f"{path}: {what} features are missing") from None
+        raise MissingInputError(f"{path}: {what} is missing") from None
     except ValueError as error:
         raise CorpusError(f"{path}: not a valid .npy file ({error})") from error
-    if array.ndim != 2 or not np.issubdtype(array.dtype, np.floating):
-        raise CorpusError(f"{path}: {what} features must be a 2-d float array, got {array.dtype} {array.shape}")
+
+
+def _load_feature(path: Path, what: str) -> np.ndarray:
+    array = _load_array(path, f"{what} features", mmap_mode="r")
+    if array.ndim != 2 or not np.issubdtype(array.dtype, np.floating) or array.shape[0] == 0:
+        raise CorpusError(
+            f"{path}: {what} features must be a 2-d float array with at least one row, got {array.dtype} {array.shape}"
+        )
     if not np.isfinite(array).all():
         raise CorpusError(f"{path}: {what} features contain NaN or infinite values")
     return array
@@ -92,7 +116,7 @@ def _face_mask(sources: ImportSources, video: str, visual: np.ndarray) -> np.nda
     n_frames = visual.shape[0]
     if sources.face_mask is not None:
         path = sources.face_mask / f"{video}.npy"
-        mask = np.load(path, allow_pickle=False)
+        mask = _load_array(path, "face mask")
         if mask.shape != (n_frames,):
             raise CorpusError(f"{path}: face mask has shape {mask.shape}, expected [{n_frames}]")
         return mask.astype(bool)
@@ -148,6 +172,7 @@ def import_corpus(
 
     Nothing is written to ``out`` unless every video imports cleanly: errors name the offending file.
     """
+    sources.check_paths_exist()
     tree = read_annotation_tree(sources.annotations)
     fps_table = read_fps_table(sources.fps_csv) if sources.fps_csv else {}
     jobs = [(split, video, path) for split, videos in tree.items() for video, path in sorted(videos.items())]

@@ -1,72 +1,137 @@
-"""Model inference over a whole split: window logits, soft voting, per-video median filtering."""
+"""Model inference: window logits over one video or a stacked split, then the one voting and filtering path.
+
+A single video and a whole split go through the same functions: both are frame streams (visual, audio, face mask,
+audio mask) with a :class:`~exprfusion.windows.WindowIndex` over them; a split's index spans many videos, a
+video's index spans one.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import torch
+from torch import Tensor
 
-from exprfusion.data import SplitData, gather_windows
+from exprfusion.artifact import InferenceSettings
 from exprfusion.devices import autocast_for
+from exprfusion.errors import InputError
 from exprfusion.model import FusionTransformer
-from exprfusion.voting import median_filter_labels, soft_vote
-from exprfusion.windows import WindowIndex, window_batches
+from exprfusion.voting import FramePrediction, soft_vote, vote_and_filter
+from exprfusion.windows import WindowIndex, build_window_index, window_batches
+
+# Windows per forward pass at inference: large enough to keep the model busy, small enough for any GPU or CPU.
+INFERENCE_BATCH_SIZE = 64
+
+
+class FrameStreams(Protocol):
+    """The per-frame inputs of the model, stacked over one or many videos (a ``SplitData`` is one)."""
+
+    visual: Tensor  # (N, Dv)
+    audio: Tensor  # (N, Da)
+    face_mask: Tensor  # (N,) bool
+    audio_mask: Tensor  # (N,) bool
+
+
+def _as_tensor(values: np.ndarray | Tensor, dtype: type | None = None) -> Tensor:
+    """A CPU tensor of ``values``; read-only arrays (memory maps) are copied, as torch needs writable memory."""
+    if isinstance(values, Tensor):
+        values = values.detach().cpu().numpy()
+    array = np.asarray(values, dtype=dtype)
+    return torch.from_numpy(array if array.flags.writeable else array.copy())
+
+
+@dataclass(frozen=True)
+class VideoFrames:
+    """One video's frame streams, checked for matching lengths."""
+
+    visual: Tensor  # (n, Dv)
+    audio: Tensor  # (n, Da)
+    face_mask: Tensor  # (n,) bool
+    audio_mask: Tensor  # (n,) bool
+
+    @classmethod
+    def from_arrays(
+        cls,
+        visual: np.ndarray | Tensor,
+        audio: np.ndarray | Tensor,
+        face_mask: np.ndarray | Tensor,
+        audio_mask: np.ndarray | Tensor,
+    ) -> VideoFrames:
+        """Build from arrays or tensors; shapes that do not describe one video of ``n >= 1`` frames are refused."""
+        visual, audio = _as_tensor(visual), _as_tensor(audio)
+        face_mask, audio_mask = _as_tensor(face_mask, bool), _as_tensor(audio_mask, bool)
+        n = int(visual.shape[0]) if visual.ndim == 2 else -1
+        if not (audio.ndim == 2 and audio.shape[0] == n and face_mask.shape == (n,) and audio_mask.shape == (n,)):
+            raise InputError(
+                f"expected visual [n, Dv], audio [n, Da], face_mask [n], audio_mask [n]; got {tuple(visual.shape)}, "
+                f"{tuple(audio.shape)}, {tuple(face_mask.shape)}, {tuple(audio_mask.shape)}"
+            )
+        if n < 1:
+            raise InputError("a video needs at least one frame")
+        return cls(visual=visual, audio=audio, face_mask=face_mask, audio_mask=audio_mask)
+
+    @property
+    def n_frames(self) -> int:
+        """Frames in the video."""
+        return int(self.visual.shape[0])
+
+    def window_index(self, window: int, stride: int) -> WindowIndex:
+        """The windows over this one video."""
+        return build_window_index([self.n_frames], window, stride)
 
 
 @torch.no_grad()
-def window_logits(model: FusionTransformer, data: SplitData, index: WindowIndex, batch_size: int = 64) -> np.ndarray:
-    """Logits of every window of ``index``, as float32 ``(W, window, C)``."""
+def window_logits(
+    model: FusionTransformer, frames: FrameStreams, index: WindowIndex, batch_size: int = INFERENCE_BATCH_SIZE
+) -> np.ndarray:
+    """Logits of every window of ``index`` over ``frames``, as float32 ``(W, window, C)``."""
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
-    rows = torch.from_numpy(index.rows).to(data.labels.device)
-    valid = torch.from_numpy(index.valid).to(data.labels.device)
+    source = frames.visual.device
+    rows = torch.from_numpy(index.rows).to(source)
+    valid = torch.from_numpy(index.valid).to(source)
     outputs = []
     for batch_ids in window_batches(index.n_windows, batch_size):
-        ids = torch.from_numpy(batch_ids).to(rows.device)
-        batch = gather_windows(data, rows[ids], valid[ids])
+        ids = torch.from_numpy(batch_ids).to(source)
+        batch_rows, batch_valid = rows[ids], valid[ids]
+        visual = frames.visual[batch_rows].to(device)
+        audio = frames.audio[batch_rows].to(device)
+        face_mask = (frames.face_mask[batch_rows] & batch_valid).to(device)  # padding counts as absent
+        audio_mask = (frames.audio_mask[batch_rows] & batch_valid).to(device)
         with autocast_for(device):
-            logits = model(
-                batch.visual.to(device), batch.audio.to(device), batch.face_mask.to(device), batch.audio_mask.to(device)
-            )
+            logits = model(visual, audio, face_mask, audio_mask)
         outputs.append(logits.float().cpu().numpy())
     model.train(was_training)
     return np.concatenate(outputs)
 
 
-@dataclass(frozen=True)
-class SplitPrediction:
-    """Per-frame predictions for a stacked split."""
-
-    frame_logits: np.ndarray  # (N, C) soft-voted logits
-    labels_voting: np.ndarray  # (N,) argmax of the voted logits
-    labels: np.ndarray  # (N,) after the per-video median filter
+def predict_frames(
+    model: FusionTransformer,
+    frames: FrameStreams,
+    index: WindowIndex,
+    median_kernel: int,
+    batch_size: int = INFERENCE_BATCH_SIZE,
+) -> FramePrediction:
+    """Overlapping windows → per-frame logit soft voting → argmax → median filter inside each video."""
+    return vote_and_filter(window_logits(model, frames, index, batch_size), index, median_kernel)
 
 
 def predict_split(
-    model: FusionTransformer,
-    data: SplitData,
-    window: int,
-    stride: int,
-    median_kernel: int,
-    batch_size: int = 64,
-) -> SplitPrediction:
-    """Overlapping windows → per-frame logit soft voting → argmax → median filter inside each video."""
-    index = data.window_index(window, stride)
-    logits = window_logits(model, data, index, batch_size)
-    frame_logits = soft_vote(logits, index.rows, index.valid, data.n_frames)
-    labels_voting = frame_logits.argmax(axis=1)
-    labels = np.empty_like(labels_voting)
-    for video in range(len(data.videos)):
-        rows = data.video_rows(video)
-        labels[rows] = median_filter_labels(labels_voting[rows], median_kernel)
-    return SplitPrediction(frame_logits=frame_logits, labels_voting=labels_voting, labels=labels)
+    model: FusionTransformer, data: FrameStreams, inference: InferenceSettings, batch_size: int = INFERENCE_BATCH_SIZE
+) -> FramePrediction:
+    """The served pipeline over every video of a stacked split (``data`` has ``window_index``)."""
+    index = data.window_index(inference.window, inference.stride)
+    return predict_frames(model, data, index, inference.median_kernel, batch_size)
 
 
-def single_pass_labels(model: FusionTransformer, data: SplitData, window: int, batch_size: int = 64) -> np.ndarray:
+def single_pass_labels(
+    model: FusionTransformer, data: FrameStreams, window: int, batch_size: int = INFERENCE_BATCH_SIZE
+) -> np.ndarray:
     """One prediction per frame from non-overlapping windows: no voting, no median filter."""
     index = data.window_index(window, window)
     logits = window_logits(model, data, index, batch_size)
     # Non-overlapping windows cover each frame once (the last, end-aligned window may overlap: voting settles it).
-    return soft_vote(logits, index.rows, index.valid, data.n_frames).argmax(axis=1)
+    return soft_vote(logits, index.rows, index.valid, index.n_rows).argmax(axis=1)

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from exprfusion.errors import InputError
 from exprfusion.labels import IGNORE_LABEL
 
 REDUCTIONS: tuple[str, ...] = ("mean", "sum", "none")
@@ -35,7 +36,7 @@ class FocalLoss(nn.Module):
     ) -> None:
         super().__init__()
         if gamma < 0:
-            raise ValueError(f"gamma must be >= 0, got {gamma}")
+            raise InputError(f"focal loss gamma must be >= 0, got {gamma}")
         if reduction not in REDUCTIONS:
             raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
         self.gamma = gamma
@@ -93,7 +94,7 @@ def inverse_frequency_weights(counts: Sequence[float] | np.ndarray | Tensor, pow
         raise ValueError(f"counts must be a 1-D sequence of non-negative numbers, got {counts_tensor.tolist()}")
     present = counts_tensor > 0
     if not present.any():
-        raise ValueError("counts are all zero: no class to weight")
+        raise InputError("class counts are all zero (no labelled frame): no class to weight")
     weights = torch.zeros_like(counts_tensor)
     weights[present] = counts_tensor[present].reciprocal() ** power
     return (weights / weights[present].mean()).float()

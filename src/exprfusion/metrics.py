@@ -1,4 +1,4 @@
-"""The ABAW EXPR metrics: macro-F1 over the 8 fixed labels, accuracy, per-class F1, confusion matrix, plots.
+"""The ABAW EXPR metrics: macro-F1 over the 8 fixed labels, accuracy, per-class F1, confusion matrix.
 
 Frames labelled ``IGNORE_LABEL`` (-1) in the truth are excluded; the prediction at those frames does not
 matter. Labels are fixed to 0..7, so a class absent from both truth and predictions scores F1 = 0 and still
@@ -8,15 +8,12 @@ counts in the macro mean, as in the challenge:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from sklearn.metrics import confusion_matrix, f1_score
 
 from exprfusion.labels import CLASS_NAMES, IGNORE_LABEL, NUM_CLASSES
-from exprfusion.plots import new_figure, save_figure
 
 _LABELS = list(range(NUM_CLASSES))
 
@@ -82,46 +79,3 @@ def evaluate_predictions(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, An
         "per_class_f1": {name: float(score) for name, score in zip(CLASS_NAMES, scores, strict=True)},
         "n_frames": int(y_true.size),
     }
-
-
-def plot_confusion_matrix(cm: np.ndarray, path: str | Path) -> Path:
-    """Write the confusion matrix as a PNG: colours row-normalised (recall per true class), cells counts."""
-    cm = np.asarray(cm)
-    if cm.shape != (NUM_CLASSES, NUM_CLASSES):
-        raise ValueError(f"expected a {NUM_CLASSES}x{NUM_CLASSES} matrix, got shape {cm.shape}")
-    row_sums = cm.sum(axis=1, keepdims=True)
-    normalised = np.divide(cm, row_sums, out=np.zeros(cm.shape, dtype=np.float64), where=row_sums > 0)
-
-    figure = new_figure(7.5, 6.5)
-    axes = figure.add_subplot()
-    image = axes.imshow(normalised, cmap="Blues", vmin=0.0, vmax=1.0)
-    figure.colorbar(image, ax=axes, label="share of true class")
-    ticks = np.arange(len(CLASS_NAMES))
-    axes.set_xticks(ticks, CLASS_NAMES, rotation=45, ha="right")
-    axes.set_yticks(ticks, CLASS_NAMES)
-    axes.set_xlabel("predicted")
-    axes.set_ylabel("true")
-    for (true_class, predicted_class), count in np.ndenumerate(cm):
-        colour = "white" if normalised[true_class, predicted_class] > 0.5 else "black"
-        axes.text(predicted_class, true_class, str(count), ha="center", va="center", fontsize=8, color=colour)
-    figure.tight_layout()
-    return save_figure(figure, path)
-
-
-def plot_per_class_f1(per_class: Mapping[str, float], path: str | Path) -> Path:
-    """Write a bar chart of per-class F1 scores, with their macro mean as a dashed line, as a PNG."""
-    names = list(per_class)
-    scores = [per_class[name] for name in names]
-
-    figure = new_figure(7.5, 4.5)
-    axes = figure.add_subplot()
-    bars = axes.bar(names, scores, color="tab:blue")
-    axes.bar_label(bars, fmt="%.2f", fontsize=8)
-    if scores:
-        axes.axhline(float(np.mean(scores)), color="tab:red", linestyle="--", label="macro F1")
-        axes.legend(loc="upper right")
-    axes.set_ylim(0.0, 1.05)
-    axes.set_ylabel("F1")
-    axes.tick_params(axis="x", labelrotation=45)
-    figure.tight_layout()
-    return save_figure(figure, path)

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from exprfusion.errors import InputError
 from exprfusion.labels import NUM_CLASSES
 from exprfusion.strict_dicts import dataclass_from_dict
 
@@ -53,16 +54,16 @@ class FusionConfig:
             self.ff_dim = 4 * self.d_model
         for name in ("visual_dim", "audio_dim", "d_model", "n_layers", "n_heads", "ff_dim", "max_len"):
             if getattr(self, name) < 1:
-                raise ValueError(f"FusionConfig.{name} must be >= 1, got {getattr(self, name)}")
+                raise InputError(f"FusionConfig.{name} must be >= 1, got {getattr(self, name)}")
         if self.d_model % self.n_heads:
-            raise ValueError(f"FusionConfig.n_heads={self.n_heads} must divide d_model={self.d_model}")
+            raise InputError(f"FusionConfig.n_heads={self.n_heads} must divide d_model={self.d_model}")
         for name in ("dropout", "modality_dropout"):
             if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"FusionConfig.{name} must lie in [0, 1], got {getattr(self, name)}")
+                raise InputError(f"FusionConfig.{name} must lie in [0, 1], got {getattr(self, name)}")
         if self.n_classes < 2:
-            raise ValueError(f"FusionConfig.n_classes must be >= 2, got {self.n_classes}")
+            raise InputError(f"FusionConfig.n_classes must be >= 2, got {self.n_classes}")
         if self.fusion not in FUSION_MODES:
-            raise ValueError(f"FusionConfig.fusion must be one of {FUSION_MODES}, got {self.fusion!r}")
+            raise InputError(f"FusionConfig.fusion must be one of {FUSION_MODES}, got {self.fusion!r}")
 
     def to_dict(self) -> dict[str, Any]:
         """Return the config as a flat dict of plain Python values."""
@@ -70,7 +71,7 @@ class FusionConfig:
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> FusionConfig:
-        """Build a config from ``to_dict()`` output; missing keys take defaults, unknown keys raise ``ValueError``."""
+        """Build a config from ``to_dict()`` output; missing keys take defaults, unknown keys raise ``InputError``."""
         return dataclass_from_dict(cls, values, "FusionConfig keys")
 
 

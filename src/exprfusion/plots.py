@@ -1,17 +1,17 @@
-"""Evaluation plots beyond the confusion matrix and per-class F1: robustness to missing faces, and timelines.
+"""Evaluation plots: confusion matrix, per-class F1, robustness to missing faces, timelines and the ablation.
 
-Drawn on a Figure with the Agg canvas , so no display or global backend is needed.
+Drawn on a Figure with the Agg canvas, so no display or global backend is needed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from exprfusion.labels import CLASS_NAMES, IGNORE_LABEL
+from exprfusion.labels import CLASS_NAMES, IGNORE_LABEL, NUM_CLASSES
 
 
 def new_figure(width: float, height: float) -> Any:
@@ -30,6 +30,49 @@ def save_figure(figure: Any, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, format="png")
     return path
+
+
+def plot_confusion_matrix(cm: np.ndarray, path: str | Path) -> Path:
+    """Write the confusion matrix as a PNG: colours row-normalised (recall per true class), cells counts."""
+    cm = np.asarray(cm)
+    if cm.shape != (NUM_CLASSES, NUM_CLASSES):
+        raise ValueError(f"expected a {NUM_CLASSES}x{NUM_CLASSES} matrix, got shape {cm.shape}")
+    row_sums = cm.sum(axis=1, keepdims=True)
+    normalised = np.divide(cm, row_sums, out=np.zeros(cm.shape, dtype=np.float64), where=row_sums > 0)
+
+    figure = new_figure(7.5, 6.5)
+    axes = figure.add_subplot()
+    image = axes.imshow(normalised, cmap="Blues", vmin=0.0, vmax=1.0)
+    figure.colorbar(image, ax=axes, label="share of true class")
+    ticks = np.arange(len(CLASS_NAMES))
+    axes.set_xticks(ticks, CLASS_NAMES, rotation=45, ha="right")
+    axes.set_yticks(ticks, CLASS_NAMES)
+    axes.set_xlabel("predicted")
+    axes.set_ylabel("true")
+    for (true_class, predicted_class), count in np.ndenumerate(cm):
+        colour = "white" if normalised[true_class, predicted_class] > 0.5 else "black"
+        axes.text(predicted_class, true_class, str(count), ha="center", va="center", fontsize=8, color=colour)
+    figure.tight_layout()
+    return save_figure(figure, path)
+
+
+def plot_per_class_f1(per_class: Mapping[str, float], path: str | Path) -> Path:
+    """Write a bar chart of per-class F1 scores, with their macro mean as a dashed line, as a PNG."""
+    names = list(per_class)
+    scores = [per_class[name] for name in names]
+
+    figure = new_figure(7.5, 4.5)
+    axes = figure.add_subplot()
+    bars = axes.bar(names, scores, color="tab:blue")
+    axes.bar_label(bars, fmt="%.2f", fontsize=8)
+    if scores:
+        axes.axhline(float(np.mean(scores)), color="tab:red", linestyle="--", label="macro F1")
+        axes.legend(loc="upper right")
+    axes.set_ylim(0.0, 1.05)
+    axes.set_ylabel("F1")
+    axes.tick_params(axis="x", labelrotation=45)
+    figure.tight_layout()
+    return save_figure(figure, path)
 
 
 def plot_robustness(fractions: Sequence[float], scores: Sequence[float], path: str | Path) -> Path:

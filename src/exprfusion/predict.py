@@ -13,77 +13,39 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
+from torch import Tensor
 
 from exprfusion.annotations import write_submission
 from exprfusion.artifact import InferenceSettings, load_model
 from exprfusion.atomic import atomic_open
 from exprfusion.corpus import Corpus
-from exprfusion.data import SplitData, load_split
+from exprfusion.data import load_split
 from exprfusion.devices import resolve_device
-from exprfusion.inference import predict_split, window_logits
-from exprfusion.labels import CLASS_NAMES, IGNORE_LABEL
+from exprfusion.errors import InputError, MissingInputError
+from exprfusion.inference import INFERENCE_BATCH_SIZE, VideoFrames, predict_frames, predict_split
+from exprfusion.labels import CLASS_NAMES
 from exprfusion.model import FusionConfig, FusionTransformer
-from exprfusion.voting import predict_frames, softmax
+from exprfusion.voting import softmax
 
 FEATURE_ARRAYS: tuple[str, ...] = ("visual", "audio")
 MASK_ARRAYS: tuple[str, ...] = ("face_mask", "audio_mask")
 
 
 def check_feature_widths(config: FusionConfig, visual_dim: int, audio_dim: int, source: str) -> None:
-    """Raise a ValueError naming ``source`` when its feature widths differ from those the model was trained on."""
+    """Raise an InputError naming ``source`` when its feature widths differ from those the model was trained on."""
     for name, width, expected in (("visual", visual_dim, config.visual_dim), ("audio", audio_dim, config.audio_dim)):
         if width != expected:
-            raise ValueError(f"{source}: {name} features have {width} values per frame, the model expects {expected}")
-
-
-def _as_tensor(values: np.ndarray | torch.Tensor, dtype: type | None = None) -> torch.Tensor:
-    """A CPU tensor of ``values``; read-only arrays (memory maps) are copied, as torch needs writable memory."""
-    if isinstance(values, torch.Tensor):
-        values = values.detach().cpu().numpy()
-    array = np.asarray(values, dtype=dtype)
-    return torch.from_numpy(array if array.flags.writeable else array.copy())
-
-
-def video_as_split(
-    visual: np.ndarray | torch.Tensor,
-    audio: np.ndarray | torch.Tensor,
-    face_mask: np.ndarray | torch.Tensor,
-    audio_mask: np.ndarray | torch.Tensor,
-    fps: float = 30.0,
-) -> SplitData:
-    """One video's arrays as a one-video :class:`SplitData` (unlabelled), so split inference runs on it."""
-    visual, audio = _as_tensor(visual), _as_tensor(audio)
-    face_mask, audio_mask = _as_tensor(face_mask, bool), _as_tensor(audio_mask, bool)
-    n = int(visual.shape[0]) if visual.ndim == 2 else -1
-    if not (audio.ndim == 2 and audio.shape[0] == n and face_mask.shape == (n,) and audio_mask.shape == (n,)):
-        raise ValueError(
-            f"expected visual [n, Dv], audio [n, Da], face_mask [n], audio_mask [n]; got {tuple(visual.shape)}, "
-            f"{tuple(audio.shape)}, {tuple(face_mask.shape)}, {tuple(audio_mask.shape)}"
-        )
-    if n < 1:
-        raise ValueError("a video needs at least one frame")
-    return SplitData(
-        videos=["video"],
-        lengths=np.array([n], dtype=np.int64),
-        offsets=np.array([0], dtype=np.int64),
-        fps=np.array([fps], dtype=np.float64),
-        visual=visual,
-        audio=audio,
-        face_mask=face_mask,
-        audio_mask=audio_mask,
-        labels=torch.full((n,), IGNORE_LABEL, dtype=torch.int64),
-    )
+            raise InputError(f"{source}: {name} features have {width} values per frame, the model expects {expected}")
 
 
 def predict_video(
     model: FusionTransformer,
     inference: InferenceSettings,
-    visual: np.ndarray | torch.Tensor,
-    audio: np.ndarray | torch.Tensor,
-    face_mask: np.ndarray | torch.Tensor,
-    audio_mask: np.ndarray | torch.Tensor,
-    batch_size: int = 64,
+    visual: np.ndarray | Tensor,
+    audio: np.ndarray | Tensor,
+    face_mask: np.ndarray | Tensor,
+    audio_mask: np.ndarray | Tensor,
+    batch_size: int = INFERENCE_BATCH_SIZE,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Label every frame of one video: overlapping windows, logit soft voting, argmax, median filter.
 
@@ -100,30 +62,29 @@ def predict_video(
         ``(labels, probabilities)``: int64 ``[n]`` classes and float32 ``[n, 8]`` softmax of the voted logits
         (before the median filter).
     """
-    data = video_as_split(visual, audio, face_mask, audio_mask)
-    check_feature_widths(model.config, int(data.visual.shape[1]), int(data.audio.shape[1]), "video")
-    index = data.window_index(inference.window, inference.stride)
-    logits = window_logits(model, data, index, batch_size)
-    labels, frame_logits = predict_frames(logits, index.rows, index.valid, data.n_frames, inference.median_kernel)
-    return labels, softmax(frame_logits).astype(np.float32)
+    frames = VideoFrames.from_arrays(visual, audio, face_mask, audio_mask)
+    check_feature_widths(model.config, int(frames.visual.shape[1]), int(frames.audio.shape[1]), "video")
+    index = frames.window_index(inference.window, inference.stride)
+    prediction = predict_frames(model, frames, index, inference.median_kernel, batch_size)
+    return prediction.labels, softmax(prediction.frame_logits).astype(np.float32)
 
 
 def _check_features(path: Path, name: str, array: np.ndarray) -> None:
     if array.ndim != 2:
-        raise ValueError(f"{path}: array '{name}' must be 2-D [n_frames, dims], got shape {array.shape}")
+        raise InputError(f"{path}: array '{name}' must be 2-D [n_frames, dims], got shape {array.shape}")
     if not np.issubdtype(array.dtype, np.floating):
-        raise ValueError(f"{path}: array '{name}' must hold floats, got dtype {array.dtype}")
+        raise InputError(f"{path}: array '{name}' must hold floats, got dtype {array.dtype}")
     finite = np.isfinite(array).all(axis=1)
     if not finite.all():
         frame = int(np.flatnonzero(~finite)[0]) + 1
-        raise ValueError(f"{path}: array '{name}' holds NaN or infinite values (first at frame {frame})")
+        raise InputError(f"{path}: array '{name}' holds NaN or infinite values (first at frame {frame})")
 
 
 def _check_mask(path: Path, name: str, array: np.ndarray, n_frames: int) -> None:
     if array.dtype != np.bool_:
-        raise ValueError(f"{path}: array '{name}' must be bool (True = present), got dtype {array.dtype}")
+        raise InputError(f"{path}: array '{name}' must be bool (True = present), got dtype {array.dtype}")
     if array.shape != (n_frames,):
-        raise ValueError(f"{path}: array '{name}' must have shape ({n_frames},) like 'visual', got {array.shape}")
+        raise InputError(f"{path}: array '{name}' must have shape ({n_frames},) like 'visual', got {array.shape}")
 
 
 def _load_npz_arrays(path: Path) -> dict[str, np.ndarray]:
@@ -131,16 +92,16 @@ def _load_npz_arrays(path: Path) -> dict[str, np.ndarray]:
     try:
         loaded = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
-        raise ValueError(f"{path}: not an .npz archive ({error})") from None
+        raise InputError(f"{path}: not an .npz archive ({error})") from None
     if not isinstance(loaded, np.lib.npyio.NpzFile):
-        raise ValueError(f"{path}: expected an .npz archive of named arrays (np.savez), got a single array")
+        raise InputError(f"{path}: expected an .npz archive of named arrays (np.savez), got a single array")
     arrays = {}
     with loaded:
         for name in loaded.files:
             try:
                 arrays[name] = loaded[name]
             except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
-                raise ValueError(f"{path}: array '{name}' cannot be read ({error})") from None
+                raise InputError(f"{path}: array '{name}' cannot be read ({error})") from None
     return arrays
 
 
@@ -155,32 +116,32 @@ def read_video_npz(path: str | os.PathLike[str], config: FusionConfig | None = N
         ``{"visual", "audio", "face_mask", "audio_mask"}`` arrays.
 
     Raises:
-        FileNotFoundError: no file at ``path``.
-        ValueError: not an ``.npz`` archive, an unknown or missing array, wrong shape, dtype or width, NaN; the
+        MissingInputError: no file at ``path``.
+        InputError: not an ``.npz`` archive, an unknown or missing array, wrong shape, dtype or width, NaN; the
             message names the file and the array.
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: features file not found")
+        raise MissingInputError(f"{path}: features file not found")
     arrays = _load_npz_arrays(path)
     known = FEATURE_ARRAYS + MASK_ARRAYS
     unknown = sorted(set(arrays) - set(known))
     if unknown:
-        raise ValueError(f"{path}: unexpected arrays {unknown}; expected {', '.join(known)}")
+        raise InputError(f"{path}: unexpected arrays {unknown}; expected {', '.join(known)}")
     for name in FEATURE_ARRAYS:
         if name not in arrays:
-            raise ValueError(f"{path}: array '{name}' is missing (found {sorted(arrays) or 'none'})")
+            raise InputError(f"{path}: array '{name}' is missing (found {sorted(arrays) or 'none'})")
         _check_features(path, name, arrays[name])
     visual, audio = arrays["visual"], arrays["audio"]
     n_frames = visual.shape[0]
     if n_frames == 0:
-        raise ValueError(f"{path}: array 'visual' has no frames")
+        raise InputError(f"{path}: array 'visual' has no frames")
     if audio.shape[0] != n_frames:
-        raise ValueError(f"{path}: array 'audio' has {audio.shape[0]} frames, 'visual' has {n_frames}")
+        raise InputError(f"{path}: array 'audio' has {audio.shape[0]} frames, 'visual' has {n_frames}")
     if config is not None:
         for name, expected in (("visual", config.visual_dim), ("audio", config.audio_dim)):
             if arrays[name].shape[1] != expected:
-                raise ValueError(
+                raise InputError(
                     f"{path}: array '{name}' has {arrays[name].shape[1]} values per frame, the model expects {expected}"
                 )
     face_mask = arrays.get("face_mask", np.any(visual != 0, axis=1))
@@ -195,6 +156,7 @@ def predict_npz(
     npz_path: str | os.PathLike[str],
     out_csv: str | os.PathLike[str],
     probabilities: bool = False,
+    batch_size: int = INFERENCE_BATCH_SIZE,
     device: str = "auto",
 ) -> Path:
     """Label every frame of one video's ``.npz`` features and write a CSV atomically.
@@ -204,7 +166,7 @@ def predict_npz(
     """
     model, inference, _ = load_model(model_path, resolve_device(device))
     video = read_video_npz(npz_path, model.config)
-    labels, probs = predict_video(model, inference, **video)
+    labels, probs = predict_video(model, inference, **video, batch_size=batch_size)
     table = pd.DataFrame(
         {"frame": np.arange(1, labels.size + 1), "label": labels, "class": np.asarray(CLASS_NAMES)[labels]}
     )
@@ -223,7 +185,7 @@ def write_split_submission(
     split: str,
     out_path: str | os.PathLike[str],
     *,
-    batch_size: int = 64,
+    batch_size: int = INFERENCE_BATCH_SIZE,
     device: str = "auto",
     progress: Callable[[int, int], None] | None = None,
 ) -> Path:
@@ -240,7 +202,7 @@ def write_split_submission(
     check_feature_widths(model.config, int(data.visual.shape[1]), int(data.audio.shape[1]), str(corpus.root))
     if progress:
         progress(1, 2)
-    prediction = predict_split(model, data, inference.window, inference.stride, inference.median_kernel, batch_size)
+    prediction = predict_split(model, data, inference, batch_size)
     videos = {video: prediction.labels[data.video_rows(number)] for number, video in enumerate(data.videos)}
     write_submission(out_path, videos)
     if progress:

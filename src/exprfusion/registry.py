@@ -6,8 +6,9 @@ champion was trained on a different corpus (its score does not compare, and the 
 Each run records the comparison: tag ``promoted`` (``true``/``false``), tag ``champion_decision`` (why) and, when a
 champion existed, metric ``champion_previous_macro_f1``.
 
-The model is logged as an MLflow pyfunc that wraps the project's own artefact file (``artifacts={"model": ...}``):
-the file DVC versions is the file MLflow stores, and ``mlflow.pyfunc.load_model`` predicts a video's frame labels.
+The model is logged as the MLflow pyfunc of :mod:`exprfusion.pyfunc_model`, which wraps the project's own artefact
+file: the file DVC versions is the file MLflow stores. The run also carries the corpus as its MLflow dataset input and
+MLflow's source tags (:mod:`exprfusion.tracking`).
 """
 
 from __future__ import annotations
@@ -18,18 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
-import numpy as np
-import pandas as pd
 import torch
 from mlflow.exceptions import MlflowException
-from mlflow.models import ModelSignature
-from mlflow.types.schema import Array, ColSpec, DataType, Schema
 
 import exprfusion
 from exprfusion import tracking
-from exprfusion.artifact import load_model
 from exprfusion.corpus import Corpus
-from exprfusion.labels import CLASS_NAMES
+from exprfusion.git_info import git_commit
 from exprfusion.lineage import (
     PARAMS_ARTIFACT,
     TAG_CORPUS_HASH,
@@ -37,71 +33,14 @@ from exprfusion.lineage import (
     TAG_GIT_COMMIT,
     TAG_TUNE_PARENT,
     dvc_out_md5,
-    git_commit,
 )
 from exprfusion.model import FusionConfig
-from exprfusion.predict import predict_video
+from exprfusion.pyfunc_model import ExpressionModel, frames_table, pyfunc_signature
 from exprfusion.train import TrainConfig, TrainResult
 
 REGISTERED_NAME = "exprfusion-fusion"
 CHAMPION_ALIAS = "champion"
 SCORE_METRIC = "macro_f1"
-EXAMPLE_FRAMES = 8
-
-
-class ExpressionModel(mlflow.pyfunc.PythonModel):
-    """MLflow pyfunc over the model artefact: one video's frames in, one expression label per frame out.
-
-    Input: a DataFrame with one row per frame and columns ``visual`` (list of Dv floats), ``audio`` (list of Da
-    floats), ``face_mask`` and ``audio_mask`` (bools). Output: ``label`` (0..7) and ``expression`` (class name),
-    after window voting and the median filter, exactly as ``exprfusion predict`` labels a video.
-    """
-
-    def load_context(self, context: Any) -> None:
-        """Load the artefact stored with the logged model."""
-        self.model, self.inference, _ = load_model(context.artifacts["model"])
-
-    def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
-        """Label every frame of the video in ``model_input``."""
-        labels, _ = predict_video(
-            self.model,
-            self.inference,
-            np.stack(model_input["visual"].to_numpy()).astype(np.float32),
-            np.stack(model_input["audio"].to_numpy()).astype(np.float32),
-            model_input["face_mask"].to_numpy(dtype=bool),
-            model_input["audio_mask"].to_numpy(dtype=bool),
-        )
-        return pd.DataFrame({"label": labels.astype(np.int64), "expression": np.asarray(CLASS_NAMES)[labels]})
-
-
-def pyfunc_signature() -> ModelSignature:
-    """The frame-table signature of :class:`ExpressionModel` (double arrays, so JSON payloads convert safely)."""
-    inputs = Schema(
-        [
-            ColSpec(Array(DataType.double), "visual"),
-            ColSpec(Array(DataType.double), "audio"),
-            ColSpec(DataType.boolean, "face_mask"),
-            ColSpec(DataType.boolean, "audio_mask"),
-        ]
-    )
-    return ModelSignature(
-        inputs=inputs, outputs=Schema([ColSpec(DataType.long, "label"), ColSpec(DataType.string, "expression")])
-    )
-
-
-def frames_table(corpus: Corpus, video: str | None = None, n_frames: int = EXAMPLE_FRAMES) -> pd.DataFrame:
-    """The first ``n_frames`` frames of a corpus video (default: the first validation video) as pyfunc input."""
-    video = video or (corpus.videos("validation") or corpus.videos())[0]
-    record = corpus.load(video)
-    rows = slice(0, min(n_frames, record.n_frames))
-    return pd.DataFrame(
-        {
-            "visual": list(np.asarray(record.visual[rows], dtype=np.float64)),
-            "audio": list(np.asarray(record.audio[rows], dtype=np.float64)),
-            "face_mask": np.asarray(record.face_mask[rows], dtype=bool),
-            "audio_mask": np.asarray(record.audio_mask[rows], dtype=bool),
-        }
-    )
 
 
 @dataclass(frozen=True)
@@ -238,15 +177,17 @@ def _log_and_register_run(
 ) -> RegistrationResult:
     """Fill an open run with lineage, params, metrics and the pyfunc model; register it; apply the champion rule."""
     corpus_hash = corpus.content_hash()
+    commit = git_commit()
     tags = {
-        TAG_GIT_COMMIT: git_commit(),
+        TAG_GIT_COMMIT: commit,
         TAG_CORPUS_HASH: corpus_hash,
         TAG_DVC_CORPUS_MD5: dvc_out_md5(corpus.root, dvc_lock) or "untracked",
         "model_kind": "final",
     }
     if parent_run_id:
         tags[TAG_TUNE_PARENT] = parent_run_id
-    tracking.set_tags(run_id, tags)
+    tracking.set_tags(run_id, {**tags, **tracking.source_tags(commit)})
+    tracking.log_corpus_input(run_id, corpus.root, corpus_hash)
     tracking.log_params(run_id, tracking.flatten_params(model_values, train_values))
     tracking.log_final_metrics(run_id, metrics)
     if isinstance(result, TrainResult):

@@ -26,12 +26,13 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 
+from exprfusion.errors import InputError
 from exprfusion.strict_dicts import reject_unknown_keys
 
 MODES: tuple[str, ...] = ("grid", "random")
@@ -41,13 +42,13 @@ SCHEDULERS: tuple[str, ...] = ("asha", "none")
 def _number_list(name: str, values: Any, kind: type) -> list:
     """A non-empty list of ``kind`` values; YAML strings such as ``1e-4`` are accepted."""
     if not isinstance(values, list | tuple) or not values:
-        raise ValueError(f"tune.{name} must be a non-empty list, got {values!r}")
+        raise InputError(f"tune.{name} must be a non-empty list, got {values!r}")
     try:
         converted = [kind(float(value)) if kind is int else kind(value) for value in values]
     except (TypeError, ValueError):
-        raise ValueError(f"tune.{name} must hold numbers, got {values!r}") from None
+        raise InputError(f"tune.{name} must hold numbers, got {values!r}") from None
     if kind is int and any(float(value) != int(float(value)) for value in values):
-        raise ValueError(f"tune.{name} must hold integers, got {values!r}")
+        raise InputError(f"tune.{name} must hold integers, got {values!r}")
     return converted
 
 
@@ -58,9 +59,10 @@ class SearchSpace:
     MODEL_KEYS: ClassVar[tuple[str, ...]] = ("modality_dropout", "d_model", "n_layers")
     TRAIN_KEYS: ClassVar[tuple[str, ...]] = ("lr", "seed")
 
-    modality_dropout: list[float] = field(default_factory=lambda: [0.0, 0.1, 0.15, 0.2])
-    d_model: list[int] = field(default_factory=lambda: [256, 512])
-    n_layers: list[int] = field(default_factory=lambda: [2, 3, 4])
+    # Required: a grid key left out is an error, never a silent default grid.
+    modality_dropout: list[float]
+    d_model: list[int]
+    n_layers: list[int]
     lr: list[float] | dict[str, float] | None = None
     seed: list[int] | None = None
     mode: str = "grid"
@@ -68,25 +70,25 @@ class SearchSpace:
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
-            raise ValueError(f"tune.mode must be one of {MODES}, got {self.mode!r}")
+            raise InputError(f"tune.mode must be one of {MODES}, got {self.mode!r}")
         self.modality_dropout = _number_list("modality_dropout", self.modality_dropout, float)
         if any(not 0.0 <= p <= 1.0 for p in self.modality_dropout):
-            raise ValueError(f"tune.modality_dropout values must lie in [0, 1], got {self.modality_dropout}")
+            raise InputError(f"tune.modality_dropout values must lie in [0, 1], got {self.modality_dropout}")
         self.d_model = _number_list("d_model", self.d_model, int)
         self.n_layers = _number_list("n_layers", self.n_layers, int)
         if self.seed is not None:
             self.seed = _number_list("seed", self.seed, int)
         if isinstance(self.lr, dict):
             if self.mode != "random" or set(self.lr) != {"low", "high"}:
-                raise ValueError("tune.lr as {low, high} (log-uniform) needs mode: random and exactly those two keys")
+                raise InputError("tune.lr as {low, high} (log-uniform) needs mode: random and exactly those two keys")
             low, high = _number_list("lr", [self.lr["low"], self.lr["high"]], float)
             if not 0 < low < high:
-                raise ValueError(f"tune.lr needs 0 < low < high, got {self.lr}")
+                raise InputError(f"tune.lr needs 0 < low < high, got {self.lr}")
             self.lr = {"low": low, "high": high}
         elif self.lr is not None:
             self.lr = _number_list("lr", self.lr, float)
         if not isinstance(self.num_samples, int) or self.num_samples < 1:
-            raise ValueError(f"tune.num_samples must be an integer >= 1, got {self.num_samples!r}")
+            raise InputError(f"tune.num_samples must be an integer >= 1, got {self.num_samples!r}")
 
     def dimensions(self) -> dict[str, Any]:
         """The searched keys and their values (lists, or an lr range), in a fixed order."""
@@ -123,18 +125,18 @@ class SearchSettings:
 
     def __post_init__(self) -> None:
         if self.scheduler not in SCHEDULERS:
-            raise ValueError(f"tune.scheduler must be one of {SCHEDULERS}, got {self.scheduler!r}")
+            raise InputError(f"tune.scheduler must be one of {SCHEDULERS}, got {self.scheduler!r}")
         for name, low in (("grace_period", 1), ("reduction_factor", 2)):
             value = getattr(self, name)
             if not isinstance(value, int) or value < low:
-                raise ValueError(f"tune.{name} must be an integer >= {low}, got {value!r}")
+                raise InputError(f"tune.{name} must be an integer >= {low}, got {value!r}")
         if not isinstance(self.cpus_per_trial, int | float) or self.cpus_per_trial <= 0:
-            raise ValueError(f"tune.cpus_per_trial must be > 0, got {self.cpus_per_trial!r}")
+            raise InputError(f"tune.cpus_per_trial must be > 0, got {self.cpus_per_trial!r}")
         if not isinstance(self.gpus_per_trial, int | float) or self.gpus_per_trial < 0:
-            raise ValueError(f"tune.gpus_per_trial must be >= 0, got {self.gpus_per_trial!r}")
+            raise InputError(f"tune.gpus_per_trial must be >= 0, got {self.gpus_per_trial!r}")
         limit = self.max_concurrent_trials
         if limit is not None and (not isinstance(limit, int) or limit < 1):
-            raise ValueError(f"tune.max_concurrent_trials must be null or an integer >= 1, got {limit!r}")
+            raise InputError(f"tune.max_concurrent_trials must be null or an integer >= 1, got {limit!r}")
 
     def trial_resources(self, cluster: dict[str, float]) -> tuple[dict[str, float], int]:
         """One trial's resources on a cluster (``ray.cluster_resources()``) and how many trials run at once.
@@ -157,7 +159,7 @@ class SearchSettings:
 
 
 def parse_tune_params(section: dict[str, Any]) -> tuple[SearchSpace, SearchSettings]:
-    """Split and validate the search's params; unknown keys are a ``ValueError`` naming them.
+    """Split and validate the search's params; unknown keys are an ``InputError`` naming them.
 
     Keys may be flat, or grouped as in params.yaml: ``grid`` (the searched dimensions) and ``search`` (mode,
     scheduler, resources).
@@ -166,14 +168,17 @@ def parse_tune_params(section: dict[str, Any]) -> tuple[SearchSpace, SearchSetti
     for group in ("grid", "search"):
         values = section.get(group) or {}
         if not isinstance(values, dict):
-            raise ValueError(f"tune.{group} must be a mapping, got {values!r}")
+            raise InputError(f"tune.{group} must be a mapping, got {values!r}")
         clash = sorted(set(values) & set(flat))
         if clash:
-            raise ValueError(f"tune params {clash} are given twice (in tune.{group} and beside it)")
+            raise InputError(f"tune params {clash} are given twice (in tune.{group} and beside it)")
         flat.update(values)
     space_keys = {f.name for f in fields(SearchSpace)}
     settings_keys = {f.name for f in fields(SearchSettings)}
     reject_unknown_keys(flat, space_keys | settings_keys, "tune params")
+    missing = [key for key in SearchSpace.MODEL_KEYS if key not in flat]
+    if missing:
+        raise InputError(f"tune.grid is missing {', '.join(missing)}: give each searched dimension as a list")
     space = SearchSpace(**{k: v for k, v in flat.items() if k in space_keys})
     settings = SearchSettings(**{k: v for k, v in flat.items() if k in settings_keys})
     return space, settings

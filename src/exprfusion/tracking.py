@@ -4,11 +4,18 @@ The embedded default is a sqlite store at ``<cwd>/mlflow.db`` (MLflow 3 no longe
 ``MLFLOW_TRACKING_URI`` points everything at an MLflow server instead. Runs are written through ``MlflowClient`` with
 explicit run ids, never through the fluent "active run", so logging is safe from any process or thread (Ray trials,
 callbacks) and several runs can be open at once.
+
+Runs follow MLflow's own conventions, so its UI shows them as model training: every experiment the project uses is
+tagged ``mlflow.experimentKind = custom_model_development`` (MLflow 3 opens it on its runs, not on GenAI traces),
+every run logs the corpus as a dataset input (:func:`log_corpus_input`: the Dataset column) and carries MLflow's
+source tags (:func:`source_tags`: the Source column).
 """
 
 from __future__ import annotations
 
+import json
 import os
+import sys
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -16,10 +23,17 @@ from typing import Any
 
 import mlflow
 from mlflow import MlflowClient
-from mlflow.entities import Metric, Param, RunTag
-from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunTag, SourceType
+from mlflow.utils.mlflow_tags import (
+    MLFLOW_DATASET_CONTEXT,
+    MLFLOW_GIT_COMMIT,
+    MLFLOW_PARENT_RUN_ID,
+    MLFLOW_SOURCE_NAME,
+    MLFLOW_SOURCE_TYPE,
+)
 
 from exprfusion.epoch_report import EpochReport
+from exprfusion.git_info import git_commit
 
 TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
 DB_NAME = "mlflow.db"
@@ -27,6 +41,15 @@ EPOCH_METRICS: tuple[str, ...] = ("macro_f1", "accuracy", "macro_f1_voting", "ma
 # Short names of the searched dimensions, so the MLflow compare view reads like the paper's grid.
 PARAM_ALIASES: dict[str, str] = {"p": "model.modality_dropout", "d": "model.d_model", "l": "model.n_layers"}
 _SQLITE_PREFIX = "sqlite:///"
+# MLflow 3's experiment kind (its UI reads this tag; MLflow has no Python constant for it): model training experiments
+# open on their runs, ``genai_development`` ones on traces.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
+# The longest dataset digest MLflow's stores accept (mlflow.utils.validation.MAX_DATASET_DIGEST_SIZE).
+DATASET_DIGEST_LENGTH = 36
+DATASET_SOURCE_TYPE = "local"  # a dataset read from a local path, as mlflow.data's LocalArtifactDatasetSource
+DEFAULT_SOURCE_NAME = "exprfusion"
+SOURCE_TAGS: tuple[str, ...] = (MLFLOW_SOURCE_NAME, MLFLOW_SOURCE_TYPE, MLFLOW_GIT_COMMIT)
 
 
 def tracking_uri() -> str:
@@ -46,9 +69,16 @@ def tracking_uri() -> str:
 
 
 def configure_mlflow(experiment: str) -> str:
-    """Point MLflow at :func:`tracking_uri` and select ``experiment`` (created if missing); return its id."""
+    """Point MLflow at :func:`tracking_uri` and select ``experiment`` (created if missing); return its id.
+
+    An experiment without an experiment kind is tagged as model training (``EXPERIMENT_KIND``); a kind someone chose
+    in the UI is kept.
+    """
     mlflow.set_tracking_uri(tracking_uri())
-    return mlflow.set_experiment(experiment).experiment_id
+    selected = mlflow.set_experiment(experiment)
+    if EXPERIMENT_KIND_TAG not in selected.tags:
+        client().set_experiment_tag(selected.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
+    return selected.experiment_id
 
 
 def client(uri: str | None = None) -> MlflowClient:
@@ -156,3 +186,60 @@ def child_runs(experiment_id: str, parent_run_id: str, uri: str | None = None) -
 def set_tags(run_id: str, tags: Mapping[str, Any], uri: str | None = None) -> None:
     """Set several tags at once."""
     client(uri).log_batch(run_id, tags=[RunTag(key, str(value)) for key, value in tags.items()])
+
+
+def entry_point() -> str:
+    """The script this process runs, for ``mlflow.source.name``: relative to the working directory when inside it
+    (``pipelines/train.py``), else its file name (``exprfusion`` for the console script); ``exprfusion`` without one.
+    """
+    script = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
+    if script is None or not script.is_file():
+        return DEFAULT_SOURCE_NAME
+    script = script.resolve()
+    return str(script.relative_to(Path.cwd().resolve())) if script.is_relative_to(Path.cwd().resolve()) else script.name
+
+
+def source_tags(commit: str | None = None, name: str | None = None) -> dict[str, str]:
+    """MLflow's standard source tags of a run: ``mlflow.source.name``, ``mlflow.source.type`` and
+    ``mlflow.source.git.commit`` (what MLflow's runs table shows as Source).
+
+    Args:
+        commit: the git commit (default: :func:`exprfusion.git_info.git_commit` of the working directory).
+        name: the source name (default: :func:`entry_point`).
+    """
+    return {
+        MLFLOW_SOURCE_NAME: name or entry_point(),
+        MLFLOW_SOURCE_TYPE: SourceType.to_string(SourceType.LOCAL),
+        MLFLOW_GIT_COMMIT: commit or git_commit(),
+    }
+
+
+def parent_source_tags(parent_run_id: str, uri: str | None = None) -> dict[str, str]:
+    """The source tags of ``parent_run_id``, for its child runs (a Ray trial may run where no git checkout is).
+
+    Falls back to :func:`source_tags` of this process if the parent has none.
+    """
+    tags = client(uri).get_run(parent_run_id).data.tags
+    inherited = {key: tags[key] for key in SOURCE_TAGS if key in tags}
+    return inherited if len(inherited) == len(SOURCE_TAGS) else source_tags()
+
+
+def log_corpus_input(
+    run_id: str, corpus_root: str | Path, corpus_hash: str, uri: str | None = None, context: str = "training"
+) -> None:
+    """Log the corpus as the run's MLflow dataset input (MLflow's Dataset column).
+
+    The dataset is named after the corpus folder, its source is the corpus path, its digest the corpus content hash
+    (cut to the ``DATASET_DIGEST_LENGTH`` characters MLflow stores; the profile holds the whole hash). Logging the
+    same corpus to a run twice leaves one input.
+    """
+    root = Path(corpus_root).resolve()
+    dataset = Dataset(
+        name=root.name,
+        digest=corpus_hash[:DATASET_DIGEST_LENGTH],
+        source_type=DATASET_SOURCE_TYPE,
+        source=json.dumps({"uri": str(root)}),
+        profile=json.dumps({"corpus_hash": corpus_hash}),
+    )
+    tags = [InputTag(key=MLFLOW_DATASET_CONTEXT, value=context)]
+    client(uri).log_inputs(run_id, datasets=[DatasetInput(dataset=dataset, tags=tags)])

@@ -18,10 +18,11 @@ from exprfusion.corpus import Corpus
 from exprfusion.data import SplitData, gather_windows, load_split
 from exprfusion.devices import autocast_for, resolve_device
 from exprfusion.epoch_report import EpochReport
-from exprfusion.inference import predict_split, single_pass_labels
+from exprfusion.errors import InputError
+from exprfusion.inference import INFERENCE_BATCH_SIZE
 from exprfusion.losses import FocalLoss, inverse_frequency_weights
-from exprfusion.metrics import evaluate_predictions, macro_f1
 from exprfusion.model import FusionConfig, FusionTransformer
+from exprfusion.scoring import score_split
 from exprfusion.seeding import seed_everything
 from exprfusion.strict_dicts import dataclass_from_dict
 
@@ -40,14 +41,25 @@ class TrainConfig:
     grad_clip: float = 1.0
     focal_gamma: float = 2.0
     class_weight_power: float = 0.0
+    # About 4.3 s at 30 fps: long enough for an expression's onset and offset (public solutions use 90–300
+    # frames), short enough to keep attention cost and the padding of short videos small.
     window: int = 128
-    stride: int = 64
-    eval_stride: int = 32
+    # None: half a window, so every frame away from the video edges is seen by two training windows.
+    stride: int | None = None
+    # None: a quarter window, so soft voting averages four windows per frame at inference.
+    eval_stride: int | None = None
+    # About 1 s at 30 fps; public solutions smooth over 40–100 frames, a shorter kernel keeps brief expressions.
     median_kernel: int = 31
     patience: int = 4
     seed: int = 0
     device: str = "auto"
-    eval_batch_size: int = 64
+    eval_batch_size: int = INFERENCE_BATCH_SIZE
+
+    def __post_init__(self) -> None:
+        if self.stride is None:
+            self.stride = max(1, self.window // 2)
+        if self.eval_stride is None:
+            self.eval_stride = max(1, self.window // 4)
 
     def inference(self) -> InferenceSettings:
         """The inference settings a model trained with this config should be served with."""
@@ -87,27 +99,38 @@ def warmup_cosine(total_steps: int, warmup_fraction: float) -> Callable[[int], f
     return factor
 
 
-def validation_metrics(
-    model: FusionTransformer, data: SplitData, config: TrainConfig, *, single_pass: bool = False
-) -> dict[str, float]:
-    """Macro-F1 after voting + median (the early-stopping metric) and after voting only; single pass on request.
+# Settings a resumed run may change: they move the run, not its results.
+RESUMABLE_CHANGES: frozenset[str] = frozenset({"device", "eval_batch_size"})
 
-    The single pass costs another inference over the split, so per-epoch validation leaves it to ``evaluate``.
+
+def _differences(saved: dict[str, Any], current: dict[str, Any], ignore: frozenset[str] = frozenset()) -> list[str]:
+    keys = sorted((set(saved) | set(current)) - ignore)
+    return [
+        f"{key}={saved.get(key)!r} there, {current.get(key)!r} here"
+        for key in keys
+        if saved.get(key) != current.get(key)
+    ]
+
+
+def check_checkpoint_matches(
+    path: Path, state: dict[str, Any], model_config: FusionConfig, config: TrainConfig, corpus_hash: str | None
+) -> None:
+    """Refuse to resume from a checkpoint written by another model config, training config or corpus.
+
+    Raises:
+        InputError: naming every difference, so the user can pick another run folder or delete the checkpoint.
     """
-    truth = data.labels.cpu().numpy()
-    prediction = predict_split(
-        model, data, config.window, config.eval_stride, config.median_kernel, config.eval_batch_size
-    )
-    scores = evaluate_predictions(truth, prediction.labels)
-    metrics = {
-        "macro_f1": scores["macro_f1"],
-        "accuracy": scores["accuracy"],
-        "macro_f1_voting": macro_f1(truth, prediction.labels_voting),
-    }
-    if single_pass:
-        labels = single_pass_labels(model, data, config.window, config.eval_batch_size)
-        metrics["macro_f1_frame"] = macro_f1(truth, labels)
-    return metrics
+    problems = [f"model {d}" for d in _differences(state.get("model_config") or {}, model_config.to_dict())]
+    saved_train = state.get("train_config") or {}
+    problems += [f"training {d}" for d in _differences(saved_train, config.to_dict(), RESUMABLE_CHANGES)]
+    saved_hash = state.get("corpus_hash")
+    if corpus_hash is not None and saved_hash != corpus_hash:
+        problems.append(f"corpus hash {str(saved_hash)[:12]} there, {corpus_hash[:12]} here")
+    if problems:
+        raise InputError(
+            f"{path}: cannot resume, the checkpoint was written by another run ({'; '.join(problems)}); "
+            "use another run folder or delete the checkpoint"
+        )
 
 
 def _frame_mask(config: FusionConfig, batch: Any) -> torch.Tensor | None:
@@ -145,6 +168,9 @@ def train_model(
     """
     generator = seed_everything(config.seed)
     device = resolve_device(config.device)
+    if corpus is not None and not isinstance(corpus, Corpus):
+        corpus = Corpus(corpus)
+    corpus_hash = corpus.content_hash() if corpus is not None else None
     train_data, val_data = splits or (load_split(corpus, "train"), load_split(corpus, "validation"))
     train_data, val_data = train_data.to(device), val_data.to(device)
     model_config = FusionConfig.from_dict(
@@ -174,6 +200,7 @@ def train_model(
     checkpoint_path = Path(run_dir) / CHECKPOINT_NAME if run_dir else None
     if checkpoint_path and checkpoint_path.is_file():
         state = torch.load(checkpoint_path, map_location=device, weights_only=False)
+        check_checkpoint_matches(checkpoint_path, state, model_config, config, corpus_hash)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -207,7 +234,7 @@ def train_model(
             scheduler.step()
             total_loss += float(loss.detach())
             n_batches += 1
-        metrics = validation_metrics(model, val_data, config)
+        metrics = score_split(model, val_data, config.inference(), batch_size=config.eval_batch_size).metrics
         report = EpochReport(
             epoch=epoch,
             train_loss=total_loss / max(1, n_batches),
@@ -234,6 +261,7 @@ def train_model(
                 "best": best,
                 "model_config": model_config.to_dict(),
                 "train_config": config.to_dict(),
+                "corpus_hash": corpus_hash,
             }
             with atomic_path(checkpoint_path) as temporary:
                 torch.save(state, temporary)

@@ -137,14 +137,19 @@ def ray_session() -> Iterator[None]:
         ray.shutdown()
 
 
-def _parent_run(experiment_id: str, marker: Path, reuse: bool, tags: dict, params: dict) -> str:
-    """The search's parent run: the one a restored search already has, else a new one (its id kept in ``marker``)."""
+def _parent_run(experiment_id: str, marker: Path, reuse: bool, tags: dict, params: dict, corpus: Corpus) -> str:
+    """The search's parent run: the one a restored search already has, else a new one (its id kept in ``marker``).
+
+    A new parent run carries MLflow's source tags and the corpus as its dataset input.
+    """
     if reuse and marker.is_file():
         run_id = marker.read_text().strip()
         if tracking.run_status(run_id):
             return run_id
-    run_id = tracking.start_run(experiment_id, marker.name.removesuffix(".parent_run"), tags=tags)
+    run_tags = {**tags, **tracking.source_tags()}
+    run_id = tracking.start_run(experiment_id, marker.name.removesuffix(".parent_run"), tags=run_tags)
     tracking.log_params(run_id, params)
+    tracking.log_corpus_input(run_id, corpus.root, corpus.content_hash())
     marker.parent.mkdir(parents=True, exist_ok=True)
     marker.write_text(run_id)
     return run_id
@@ -221,7 +226,7 @@ def run_search(
     tags = {"corpus_hash": corpus_hash, "search_mode": space.mode, "scheduler": settings.scheduler, "search": name}
     params = {f"tune.{key}": value for key, value in {**space.dimensions(), **vars(settings)}.items()}
     params.update({k: v for k, v in tracking.flatten_params(model, train).items() if "." in k})
-    parent_run_id = _parent_run(experiment_id, storage / f"{name}.parent_run", restore, tags, params)
+    parent_run_id = _parent_run(experiment_id, storage / f"{name}.parent_run", restore, tags, params, corpus)
     for key, value in QUIET_ENV.items():
         os.environ.setdefault(key, value)
     with ray_session():
@@ -235,6 +240,7 @@ def run_search(
             experiment_id,
             parent_run_id,
             threads=max(1, int(settings.cpus_per_trial)),
+            corpus_hash=corpus_hash,
         )
         trainable = tune.with_resources(tune.with_parameters(train_trial, context=context), resources)
         _MONITORS[name] = _SearchMonitor(context, space.n_trials(), progress)

@@ -19,10 +19,8 @@ from ray import tune
 
 from exprfusion import tracking
 from exprfusion.atomic import atomic_open
-from exprfusion.data import SplitData, training_splits
+from exprfusion.data import training_splits
 from exprfusion.epoch_report import EpochReport
-from exprfusion.inference import predict_split
-from exprfusion.metrics import evaluate_predictions
 from exprfusion.model import FusionConfig
 from exprfusion.search_space import SearchSpace
 from exprfusion.train import TrainConfig, TrainResult, train_model
@@ -42,6 +40,7 @@ class TrialContext:
     experiment_id: str
     parent_run_id: str
     threads: int = 1
+    corpus_hash: str = ""
 
 
 def trial_configs(context: TrialContext, point: dict[str, Any]) -> tuple[FusionConfig, TrainConfig]:
@@ -70,11 +69,19 @@ def _child_run(context: TrialContext, state: dict[str, Any], trial_id: str, para
     found = tracking.find_child_run(experiment, context.parent_run_id, "trial_id", trial_id, uri)
     if found:
         return found
+    tags = {"trial_id": trial_id, **tracking.parent_source_tags(context.parent_run_id, uri)}
     run_id = tracking.start_run(
-        experiment, f"trial-{trial_id}", tags={"trial_id": trial_id}, parent_run_id=context.parent_run_id, uri=uri
+        experiment, f"trial-{trial_id}", tags=tags, parent_run_id=context.parent_run_id, uri=uri
     )
     tracking.log_params(run_id, params, uri)
+    if context.corpus_hash:
+        tracking.log_corpus_input(run_id, context.corpus_root, context.corpus_hash, uri)
     return run_id
+
+
+def _scalars(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The numbers of a metrics dict (per-class F1 goes to MLflow, not to the scheduler)."""
+    return {key: value for key, value in metrics.items() if isinstance(value, int | float)}
 
 
 class EpochReporter:
@@ -94,10 +101,10 @@ class EpochReporter:
         self.reported = False
 
     def metrics(self, report: EpochReport) -> dict[str, Any]:
-        """What Tune receives for an epoch: its validation metrics, the best epoch's (``best_*``), ``epoch``."""
+        """What Tune receives for an epoch: its scalar validation metrics, the best epoch's (``best_*``), ``epoch``."""
         return {
-            **report.metrics,
-            **{f"best_{key}": value for key, value in self.best.items()},
+            **_scalars(report.metrics),
+            **{f"best_{key}": value for key, value in _scalars(self.best).items()},
             "epoch": report.epoch + 1,
             "train_loss": report.train_loss,
             "lr": report.lr,
@@ -129,14 +136,9 @@ class EpochReporter:
             self._report()
 
 
-def close_child_run(run_id: str, result: TrainResult, validation: SplitData, config: TrainConfig, uri: str) -> None:
-    """Log the best epoch's final metrics, per-class F1 included, and mark the child run finished."""
-    validation = validation.to(next(result.model.parameters()).device)
-    predicted = predict_split(
-        result.model, validation, config.window, config.eval_stride, config.median_kernel, config.eval_batch_size
-    )
-    scores = evaluate_predictions(validation.labels.cpu().numpy(), predicted.labels)
-    final = {**result.best_metrics, "per_class_f1": scores["per_class_f1"], "best_epoch": result.best_epoch}
+def close_child_run(run_id: str, result: TrainResult, uri: str) -> None:
+    """Log the best epoch's final metrics (per-class F1 included) and mark the child run finished."""
+    final = {**result.best_metrics, "best_epoch": result.best_epoch}
     tracking.log_final_metrics(run_id, final, uri)
     tracking.set_tags(run_id, {"stopped_by": "patience" if result.stopped_early else "max_epochs"}, uri)
     tracking.finish_run(run_id, "FINISHED", uri)
@@ -159,5 +161,5 @@ def train_trial(point: dict[str, Any], context: TrialContext) -> None:
         context.corpus_root, model_config, train_config, run_dir=run_dir, callback=reporter, splits=splits
     )
     if tracking.run_status(run_id, context.tracking_uri) == "RUNNING":
-        close_child_run(run_id, result, splits[1], train_config, context.tracking_uri)
+        close_child_run(run_id, result, context.tracking_uri)
     reporter.finish(result)

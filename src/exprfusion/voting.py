@@ -5,11 +5,12 @@ numpy only, so the service can turn window logits into frame labels without impo
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-# About 1 s at 30 fps; public solutions smooth over 40–100 frames, a shorter default keeps brief expressions.
-DEFAULT_MEDIAN_KERNEL = 31
+from exprfusion.windows import WindowIndex
 
 
 def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -62,7 +63,7 @@ def soft_vote(window_logits: np.ndarray, rows: np.ndarray, valid: np.ndarray, n_
     return mean.astype(np.result_type(window_logits.dtype, np.float32))
 
 
-def median_filter_labels(labels: np.ndarray, kernel_size: int = DEFAULT_MEDIAN_KERNEL) -> np.ndarray:
+def median_filter_labels(labels: np.ndarray, kernel_size: int) -> np.ndarray:
     """Median filter over a sequence of integer class labels.
 
     Edges use 'nearest' padding (the first and last labels are repeated), so every window holds exactly
@@ -91,21 +92,35 @@ def median_filter_labels(labels: np.ndarray, kernel_size: int = DEFAULT_MEDIAN_K
     return np.partition(windows, half, axis=-1)[:, half]
 
 
-def predict_frames(
-    window_logits: np.ndarray,
-    rows: np.ndarray,
-    valid: np.ndarray,
-    n_frames: int,
-    median_kernel: int = DEFAULT_MEDIAN_KERNEL,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Frame labels of one video from its window logits: soft vote, argmax, median filter.
+@dataclass(frozen=True)
+class FramePrediction:
+    """Per-frame predictions of one video or of a stacked split, at each step of the served pipeline."""
 
-    Every frame gets a label, frames without a face or audio included (the model sees their neighbours).
+    frame_logits: np.ndarray  # (N, C) soft-voted logits
+    labels_voting: np.ndarray  # (N,) argmax of the voted logits
+    labels: np.ndarray  # (N,) after the median filter inside each video
+
+
+def vote_and_filter(window_logits: np.ndarray, index: WindowIndex, median_kernel: int) -> FramePrediction:
+    """Frame labels from window logits: soft vote, argmax, then the median filter inside each video.
+
+    The one post-processing path: a single video is an index over one video, a split an index over many; windows
+    never cross videos, and neither does the median filter.
+
+    Args:
+        window_logits: ``[W, window, C]`` logits of every window of ``index``.
+        index: the windows (``windows.build_window_index``), with the videos' lengths and offsets.
+        median_kernel: odd median-filter length in frames; 1 turns the filter off.
 
     Returns:
-        ``(labels, frame_logits)``: int64 ``[n_frames]`` labels and ``[n_frames, C]`` voted logits (before
-        filtering; apply :func:`softmax` for probabilities).
+        The voted logits and the labels before and after the filter. Every frame gets a label, frames without a
+        face or audio included (the model sees their neighbours); apply :func:`softmax` to ``frame_logits`` for
+        probabilities.
     """
-    frame_logits = soft_vote(window_logits, rows, valid, n_frames)
-    labels = np.argmax(frame_logits, axis=-1).astype(np.int64)
-    return median_filter_labels(labels, median_kernel), frame_logits
+    frame_logits = soft_vote(window_logits, index.rows, index.valid, index.n_rows)
+    labels_voting = np.argmax(frame_logits, axis=-1).astype(np.int64)
+    labels = labels_voting.copy()
+    for offset, length in zip(index.offsets, index.lengths, strict=True):
+        rows = slice(int(offset), int(offset + length))
+        labels[rows] = median_filter_labels(labels_voting[rows], median_kernel)
+    return FramePrediction(frame_logits=frame_logits, labels_voting=labels_voting, labels=labels)

@@ -18,23 +18,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# About 4.3 s at 30 fps: long enough for an expression's onset and offset (public solutions use 90–300
-# frames), short enough to keep attention cost and padding of short videos small.
-DEFAULT_WINDOW = 128
-# Half-window overlap: every frame away from the video edges is seen by two windows, which soft voting
-# averages.
-DEFAULT_STRIDE = 64
+from exprfusion.errors import InputError
 
 
 def _check_window_and_stride(window: int, stride: int) -> None:
     if window < 1:
-        raise ValueError(f"window must be >= 1, got {window}")
+        raise InputError(f"window must be >= 1, got {window}")
     if not 1 <= stride <= window:
         # A stride larger than the window would leave frames covered by no window.
-        raise ValueError(f"stride must be in [1, window={window}], got {stride}")
+        raise InputError(f"stride must be in [1, window={window}], got {stride}")
 
 
-def window_starts(n_frames: int, window: int = DEFAULT_WINDOW, stride: int = DEFAULT_STRIDE) -> np.ndarray:
+def window_starts(n_frames: int, window: int, stride: int) -> np.ndarray:
     """Start frame of every window over a video of ``n_frames`` frames.
 
     Args:
@@ -56,9 +51,7 @@ def window_starts(n_frames: int, window: int = DEFAULT_WINDOW, stride: int = DEF
     return starts
 
 
-def window_frame_indices(
-    n_frames: int, window: int = DEFAULT_WINDOW, stride: int = DEFAULT_STRIDE
-) -> tuple[np.ndarray, np.ndarray]:
+def window_frame_indices(n_frames: int, window: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
     """Frame indices of every window over one video.
 
     Returns:
@@ -120,8 +113,8 @@ def contiguous_offsets(lengths: Sequence[int] | np.ndarray) -> np.ndarray:
 
 def build_window_index(
     lengths: Sequence[int] | np.ndarray,
-    window: int = DEFAULT_WINDOW,
-    stride: int = DEFAULT_STRIDE,
+    window: int,
+    stride: int,
     offsets: Sequence[int] | np.ndarray | None = None,
 ) -> WindowIndex:
     """Index every window of every video, with no loop over videos or frames.
@@ -171,7 +164,7 @@ def sample_training_windows(index: WindowIndex, batch_size: int, rng: np.random.
     (tiny corpora), so a batch always has ``batch_size`` windows.
     """
     if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        raise InputError(f"batch_size must be >= 1, got {batch_size}")
     if index.n_windows == 0:
         raise ValueError("the index holds no windows")
     replace = batch_size > index.n_windows
@@ -184,7 +177,7 @@ def window_batches(n_windows: int, batch_size: int, rng: np.random.Generator | N
     Ordered for inference (``rng=None``); shuffled, one epoch, for training when ``rng`` is given.
     """
     if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        raise InputError(f"batch_size must be >= 1, got {batch_size}")
     ids = np.arange(n_windows, dtype=np.int64) if rng is None else rng.permutation(n_windows).astype(np.int64)
     for first in range(0, n_windows, batch_size):
         yield ids[first : first + batch_size]

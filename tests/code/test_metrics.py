@@ -1,24 +1,15 @@
-"""Challenge metrics over the 8 fixed labels, with ignored frames, and their plots."""
+"""Challenge metrics over the 8 fixed labels, with ignored frames."""
 
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
 from sklearn.metrics import f1_score
 
 from exprfusion.labels import CLASS_NAMES
-from exprfusion.metrics import (
-    accuracy,
-    confusion,
-    evaluate_predictions,
-    macro_f1,
-    per_class_f1,
-    plot_confusion_matrix,
-    plot_per_class_f1,
-)
+from exprfusion.metrics import accuracy, confusion, evaluate_predictions, macro_f1, per_class_f1
 
 # Frames 5 and 6 are ignored (-1). Scored frames: truth [0, 0, 1, 1, 4, 4], prediction [0, 1, 1, 1, 4, 0].
 Y_TRUE = np.array([0, 0, 1, 1, 4, -1, -1, 4])
@@ -88,19 +79,3 @@ def test_invalid_inputs_raise() -> None:
         macro_f1(np.array([0, 8]), np.array([0, 1]))
     with pytest.raises(ValueError):
         accuracy(np.array([0, 1]), np.array([0, -1]))
-
-
-def _assert_png(path: Path) -> None:
-    assert path.stat().st_size > 1000
-    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-
-
-def test_plots_write_png_files(tmp_path: Path) -> None:
-    cm = confusion(Y_TRUE, Y_PRED)
-    _assert_png(plot_confusion_matrix(cm, tmp_path / "plots" / "confusion.png"))
-    _assert_png(plot_per_class_f1(per_class_f1(Y_TRUE, Y_PRED), tmp_path / "per_class_f1.png"))
-
-
-def test_confusion_plot_rejects_a_wrong_shape(tmp_path: Path) -> None:
-    with pytest.raises(ValueError):
-        plot_confusion_matrix(np.zeros((3, 3)), tmp_path / "cm.png")

@@ -1,10 +1,33 @@
-"""The ablation figure: one group of bars per run, and a clear error when there is nothing to draw."""
+"""The evaluation figures are PNG files, and a plot given nothing (or the wrong shape) to draw is a clear error."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
 import pytest
 
-from exprfusion.plots import plot_ablation
+from exprfusion.labels import CLASS_NAMES
+from exprfusion.plots import plot_ablation, plot_confusion_matrix, plot_per_class_f1
+
+
+def _assert_png(path: Path) -> None:
+    assert path.stat().st_size > 1000
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_confusion_and_per_class_f1_plots_write_png_files(tmp_path: Path) -> None:
+    cm = np.zeros((8, 8), dtype=np.int64)
+    cm[0, 0], cm[0, 1], cm[1, 1], cm[4, 4], cm[4, 0] = 1, 1, 2, 1, 1
+    _assert_png(plot_confusion_matrix(cm, tmp_path / "plots" / "confusion.png"))
+    per_class = dict.fromkeys(CLASS_NAMES, 0.0) | {"Neutral": 0.5, "Anger": 0.8, "Happiness": 2 / 3}
+    _assert_png(plot_per_class_f1(per_class, tmp_path / "per_class_f1.png"))
+
+
+def test_confusion_plot_rejects_a_wrong_shape(tmp_path: Path) -> None:
+    with pytest.raises(ValueError):
+        plot_confusion_matrix(np.zeros((3, 3)), tmp_path / "cm.png")
+    assert not (tmp_path / "cm.png").exists()
 
 
 def test_ablation_plot_writes_a_png(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import subprocess
 import sys
@@ -13,10 +14,10 @@ from factories import make_record
 
 from exprfusion.annotations import read_submission
 from exprfusion.artifact import load_model
-from exprfusion.corpus import CorpusWriter
+from exprfusion.corpus import CorpusWriter, VideoRecord
 from exprfusion.labels import CLASS_NAMES
 from exprfusion.model import FusionConfig
-from exprfusion.predict import read_video_npz
+from exprfusion.predict import predict_video, read_video_npz
 
 CONFIG = FusionConfig(visual_dim=8, audio_dim=6, d_model=16, n_layers=1, n_heads=2)
 
@@ -156,6 +157,90 @@ def test_predict_corpus_split_to_submission(workspace, tmp_path):
     assert result.returncode == 0, result.stderr
     submitted = read_submission(out)
     assert list(submitted) == ["test_a"] and submitted["test_a"].shape == (25,)
+
+
+def test_predict_cli_labels_equal_predict_video_in_process(workspace, tmp_path):
+    """The CSV of `exprfusion predict --features` holds the labels predict_video gives for the same arrays."""
+    root, _ = workspace
+    arrays = video_arrays(n=37, seed=5)
+    face_mask = np.any(arrays["visual"] != 0, axis=1)  # frames 4-6 have no face
+    audio_mask = np.ones(37, dtype=bool)
+    audio_mask[20:25] = False
+    features = tmp_path / "video.npz"
+    np.savez(features, **arrays, face_mask=face_mask, audio_mask=audio_mask)
+    out = tmp_path / "labels.csv"
+    result = run_cli("predict", "--model", str(root / "models" / "model.pt"), "--features", str(features),
+                     "--out", str(out), "--probabilities", "--device", "cpu")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+
+    model, inference, _ = load_model(root / "models" / "model.pt")
+    labels, probabilities = predict_video(model, inference, arrays["visual"], arrays["audio"], face_mask, audio_mask)
+    table = pd.read_csv(out)
+    assert table["frame"].tolist() == list(range(1, 38))
+    np.testing.assert_array_equal(table["label"].to_numpy(), labels)
+    # The probabilities too (written with 6 decimals): a model that predicts one class everywhere still differs
+    # frame by frame here, so the comparison is not vacuous.
+    np.testing.assert_allclose(table.filter(like="p_").to_numpy(), probabilities, rtol=0, atol=1e-6)
+    assert np.ptp(probabilities, axis=0).max() > 1e-3, "the probabilities vary over the frames"
+
+
+def _no_face_test_corpus(root):
+    """Test-split videos with frames without a face: a stretch at each end, a whole video, a video shorter than a
+    window; widths as the workspace model's (8, 6)."""
+    rng = np.random.default_rng(3)
+    videos = {
+        "ends_left": np.r_[np.zeros(7, bool), np.ones(30, bool), np.zeros(6, bool)],
+        "ends_right": np.r_[np.ones(20, bool), np.zeros(9, bool), np.ones(4, bool)],
+        "never": np.zeros(26, bool),
+        "short": np.array([False, True, False, True, True]),
+    }
+    with CorpusWriter(root) as writer:
+        for name, faces in videos.items():
+            n = len(faces)
+            writer.add(
+                VideoRecord(
+                    name=name,
+                    split="test",
+                    fps=30.0,
+                    visual=rng.standard_normal((n, 8)).astype(np.float16) * faces[:, None],
+                    audio=rng.standard_normal((n, 6)).astype(np.float16),
+                    face_mask=faces,
+                    audio_mask=np.ones(n, bool),
+                    labels=np.full(n, -1),
+                )
+            )
+    return root
+
+
+def test_submission_lists_every_frame_of_every_video_no_face_frames_included(workspace, tmp_path):
+    root, _ = workspace
+    corpus = _no_face_test_corpus(tmp_path / "corpus")
+    out = tmp_path / "submission.txt"
+    result = run_cli("predict", "--model", str(root / "models" / "model.pt"), "--corpus", str(corpus),
+                     "--split", "test", "--submission", str(out), "--device", "cpu")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+
+    # The corpus's own record of what must be listed: frame counts from the manifest, face masks from their files.
+    manifest = pd.read_parquet(corpus / "manifest.parquet")
+    n_frames = dict(zip(manifest["video"], manifest["n_frames"], strict=True))
+    faces = {video: np.load(corpus / "features" / "face_mask" / f"{video}.npy") for video in n_frames}
+    with out.open(newline="") as handle:
+        rows = list(csv.reader(handle))
+    assert rows[0] == ["image_location", *CLASS_NAMES]
+    listed: dict[str, dict[int, int]] = {}
+    for location, label in rows[1:]:
+        video, image = location.split("/")
+        listed.setdefault(video, {})[int(image.removesuffix(".jpg"))] = int(label)
+    assert len(rows) - 1 == sum(n_frames.values()), "one row per frame, none twice"
+    assert sorted(listed) == sorted(n_frames)
+    no_face_rows = 0
+    for video, n in n_frames.items():
+        assert sorted(listed[video]) == list(range(1, n + 1)), video
+        assert all(0 <= label <= 7 for label in listed[video].values()), video
+        for frame in np.flatnonzero(~faces[video]) + 1:
+            assert 0 <= listed[video][int(frame)] <= 7, f"{video} frame {frame} (no face)"
+            no_face_rows += 1
+    assert no_face_rows == 7 + 6 + 9 + 26 + 2
 
 
 def test_bad_npz_exits_2_with_a_clear_message_and_no_output(workspace, tmp_path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from exprfusion.voting import median_filter_labels, predict_frames, soft_vote, softmax
+from exprfusion.voting import median_filter_labels, soft_vote, softmax, vote_and_filter
 from exprfusion.windows import build_window_index, window_frame_indices
 
 
@@ -98,15 +98,36 @@ def test_softmax_is_stable_and_normalised() -> None:
     np.testing.assert_allclose(softmax(logits.T, axis=0), probabilities.T)
 
 
-def test_predict_frames_votes_then_filters() -> None:
-    # Two windows of 4 frames over 6 frames; frame 3 alone leans to class 1 and is smoothed back to class 0.
-    rows = np.array([[0, 1, 2, 3], [2, 3, 4, 5]])
-    valid = np.ones_like(rows, dtype=bool)
-    logits = np.zeros((2, 4, 3))
+def _two_video_index():
+    """Video a: 6 frames, windows [0..3] and [2..5]; video b: 3 frames, one padded window; stacked back to back."""
+    return build_window_index([6, 3], window=4, stride=2)
+
+
+def test_vote_and_filter_votes_then_filters_inside_each_video() -> None:
+    index = _two_video_index()
+    np.testing.assert_array_equal(index.rows, [[0, 1, 2, 3], [2, 3, 4, 5], [6, 7, 8, 8]])
+    logits = np.zeros((3, 4, 3))
     logits[:, :, 0] = 1.0
+    # Video a, frame 3: window 0 says class 1 strongly (5), window 1 says class 0 (1): mean (1, 2.5, 0) → class 1,
+    # an isolated flip the 3-frame median turns back to class 0.
     logits[0, 3, 1] = 5.0
-    logits[1, 1, 1] = 5.0
-    labels, frame_logits = predict_frames(logits, rows, valid, n_frames=6, median_kernel=3)
-    np.testing.assert_array_equal(np.argmax(frame_logits, axis=-1), [0, 0, 0, 1, 0, 0])
-    np.testing.assert_array_equal(labels, np.zeros(6))
-    assert labels.dtype == np.int64
+    # Video b: frames 6 and 7 lean to class 2; frame 8 stays class 0; the padded position (repeat of 8) says class 1
+    # loudly but takes no part in the vote.
+    logits[2, 0, 2] = logits[2, 1, 2] = 3.0
+    logits[2, 3, 1] = 50.0
+    prediction = vote_and_filter(logits, index, median_kernel=3)
+    # Hand-computed votes: frame 2 is seen by both windows of a (1, 0, 0) each → mean (1, 0, 0).
+    np.testing.assert_allclose(prediction.frame_logits[3], [1.0, 2.5, 0.0])
+    np.testing.assert_allclose(prediction.frame_logits[8], [1.0, 0.0, 0.0])
+    np.testing.assert_array_equal(prediction.labels_voting, [0, 0, 0, 1, 0, 0, 2, 2, 0])
+    # The median runs after the vote and inside each video: a's flip is removed; b's edge-padded median keeps
+    # [2, 2, 0] (windows [2,2,2], [2,2,0], [2,0,0]) and does not see a's frames.
+    np.testing.assert_array_equal(prediction.labels, [0, 0, 0, 0, 0, 0, 2, 2, 0])
+    assert prediction.labels.dtype == np.int64
+
+
+def test_vote_and_filter_with_kernel_one_keeps_the_voted_labels() -> None:
+    index = _two_video_index()
+    logits = np.random.default_rng(0).standard_normal((3, 4, 8))
+    prediction = vote_and_filter(logits, index, median_kernel=1)
+    np.testing.assert_array_equal(prediction.labels, prediction.labels_voting)

@@ -5,44 +5,35 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import pytest
 import torch
+from factories import git_repository
 
 from exprfusion import tracking
 from exprfusion.artifact import load_model, save_model
 from exprfusion.corpus import Corpus
 from exprfusion.data import load_split
+from exprfusion.git_info import git_commit
 from exprfusion.labels import CLASS_NAMES
-from exprfusion.lineage import dvc_out_md5, git_commit, model_lineage, package_model, runs_for_corpus
+from exprfusion.lineage import dvc_out_md5, model_lineage, runs_for_corpus
 from exprfusion.model import FusionConfig, FusionTransformer
+from exprfusion.packaging import package_model
 from exprfusion.predict import predict_video
-from exprfusion.registry import CHAMPION_ALIAS, frames_table, log_and_register
+from exprfusion.pyfunc_model import frames_table
+from exprfusion.registry import CHAMPION_ALIAS, log_and_register
+from exprfusion.scoring import score_split
 from exprfusion.synthetic import generate_corpus
-from exprfusion.train import TrainConfig, train_model, validation_metrics
+from exprfusion.train import TrainConfig, train_model
 
 pytestmark = pytest.mark.integration
 
 NAME = "exprfusion-fusion"
 MODEL = FusionConfig(d_model=16, n_layers=1, n_heads=2)
 TRAIN = TrainConfig(epochs=1, batch_size=8, window=32, stride=16, eval_stride=16, median_kernel=5, lr=3e-3)
-
-
-def _git_repository(folder: Path) -> str:
-    """Make ``folder`` a git repository with one commit; return the commit."""
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "README").write_text("registry test\n")
-    for command in (["init", "-q"], ["add", "README"], ["commit", "-qm", "init"]):
-        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.org", *command], cwd=folder, check=True)
-    return subprocess.run(["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True, text=True).stdout.strip()
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +56,7 @@ def scored_models(corpus, tmp_path_factory) -> list[tuple[Path, dict[str, float]
     scored = []
     for number, model in enumerate(models):
         path = save_model(folder / f"model{number}.pt", model, TRAIN.inference())
-        scored.append((path, validation_metrics(model, validation, TRAIN), model.config))
+        scored.append((path, score_split(model, validation, TRAIN.inference()).metrics, model.config))
     scored.sort(key=lambda item: item[1]["macro_f1"])
     assert len({metrics["macro_f1"] for _, metrics, _ in scored}) == 3, "the three models score differently"
     return scored
@@ -74,7 +65,7 @@ def scored_models(corpus, tmp_path_factory) -> list[tuple[Path, dict[str, float]
 @pytest.fixture
 def sqlite_store(tmp_path, monkeypatch) -> str:
     """A fresh sqlite MLflow store in a git repository used as the working directory (artifacts land there too)."""
-    commit = _git_repository(tmp_path / "repo")
+    commit = git_repository(tmp_path / "repo")
     monkeypatch.chdir(tmp_path / "repo")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     return commit
@@ -132,6 +123,18 @@ def test_champion_trained_on_another_corpus_is_replaced(corpus, scored_models, s
     assert "another corpus" in replacement.decision
 
 
+def test_a_tie_with_the_champion_does_not_promote(corpus, scored_models, sqlite_store):
+    first = _register(scored_models[1], corpus)
+    tie = _register(scored_models[1], corpus)  # a new version with exactly the champion's macro-F1, same corpus
+    assert tie.macro_f1 == first.macro_f1 and tie.version == first.version + 1
+    assert not tie.promoted and tie.previous_champion_version == first.version
+    assert "does not beat" in tie.decision
+    assert _champion_version() == first.version
+    run = tracking.client().get_run(tie.run_id)
+    assert run.data.tags["promoted"] == "false"
+    assert run.data.metrics["champion_previous_macro_f1"] == pytest.approx(scored_models[1][1]["macro_f1"])
+
+
 def test_registered_pyfunc_labels_frames_like_the_artefact(corpus, scored_models, sqlite_store):
     registration = _register(scored_models[2], corpus)
     frames = frames_table(corpus, n_frames=70)
@@ -144,6 +147,31 @@ def test_registered_pyfunc_labels_frames_like_the_artefact(corpus, scored_models
     assert served["label"].tolist() == labels.tolist()
     assert served["expression"].tolist() == [CLASS_NAMES[label] for label in labels]
     assert registration.model_uri == f"models:/{NAME}/{registration.version}"
+
+
+def test_registered_audio_only_model_labels_frames_like_predict_video(corpus, sqlite_store, tmp_path):
+    torch.manual_seed(7)  # an initialisation whose labels vary over these frames, so the comparison has teeth
+    config = FusionConfig(
+        visual_dim=corpus.visual_dim, audio_dim=corpus.audio_dim, d_model=16, n_layers=1, n_heads=2, fusion="audio"
+    )
+    model = FusionTransformer(config).eval()
+    path = save_model(tmp_path / "audio.pt", model, TRAIN.inference())
+    registration = log_and_register(
+        path, {"macro_f1": 0.125}, config, TRAIN, corpus=corpus, registered_name="exprfusion-audio"
+    )
+    served_model = mlflow.pyfunc.load_model(registration.model_uri)
+
+    record = corpus.load(corpus.videos("validation")[0])
+    frames = frames_table(corpus, n_frames=70)
+    labels, _ = predict_video(
+        model, TRAIN.inference(), record.visual[:70], record.audio[:70], record.face_mask[:70], record.audio_mask[:70]
+    )
+    assert len(set(labels.tolist())) > 1
+    served = served_model.predict(frames)
+    assert len(served) == 70 and served["label"].tolist() == labels.tolist()
+    assert served["expression"].tolist() == [CLASS_NAMES[label] for label in labels]
+    no_faces = frames.assign(visual=[np.zeros(corpus.visual_dim)] * 70, face_mask=False)
+    assert served_model.predict(no_faces)["label"].tolist() == labels.tolist(), "an audio-only model ignores faces"
 
 
 def test_dvc_corpus_md5_is_read_from_the_lock_file(corpus, tmp_path):
@@ -168,58 +196,6 @@ def test_package_holds_a_checked_copy_and_a_card(scored_models, tmp_path):
     assert card["model_config"] == config.to_dict()
     assert card["metrics"]["macro_f1"] == metrics["macro_f1"] and card["registry"] == {"version": 3}
     assert len(card["class_names"]) == 8
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@pytest.fixture
-def mlflow_server(tmp_path, monkeypatch) -> Iterator[str]:
-    """A real `mlflow server` on a free port (sqlite backend, proxied artifacts), health-checked, then stopped."""
-    port = _free_port()
-    command = [
-        str(Path(sys.executable).parent / "mlflow"),
-        "server",
-        "--backend-store-uri",
-        f"sqlite:///{tmp_path / 'server.db'}",
-        "--artifacts-destination",
-        str(tmp_path / "server-artifacts"),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        "1",
-    ]
-    log = (tmp_path / "server.log").open("w")
-    server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"mlflow server did not start:\n{(tmp_path / 'server.log').read_text()[-3000:]}")
-            time.sleep(0.5)
-        monkeypatch.chdir(tmp_path)
-        monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
-        yield url
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        log.close()
 
 
 @pytest.mark.slow

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import ray
-from factories import write_small_corpus
+from factories import write_learnable_corpus, write_small_corpus
 
 from exprfusion import tracking
 from exprfusion.corpus import Corpus
@@ -37,6 +37,12 @@ run_search(corpus, tune_params, model, train, storage=storage, experiment="resum
 def corpus(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("tune") / "corpus"
     return write_small_corpus(root)
+
+
+@pytest.fixture(scope="module")
+def learnable_corpus(tmp_path_factory) -> Path:
+    """A corpus whose classes shift the features: one epoch at a working learning rate beats an untrained model."""
+    return write_learnable_corpus(tmp_path_factory.mktemp("tune") / "learnable")
 
 
 @pytest.fixture(scope="module")
@@ -204,3 +210,36 @@ def test_killed_search_resumes_without_rerunning_finished_trials(corpus, mlflow_
     assert all(run.info.status == "FINISHED" for run in children_after)
     assert len(result.trials) == 2 and set(result.trials["epochs_run"]) == {3}
     assert sorted(result.trials["p"]) == [0.0, 0.2]
+
+
+@pytest.mark.slow
+def test_asha_stops_the_trial_that_cannot_learn_and_closes_its_child_run(learnable_corpus, mlflow_uri, local_ray, tmp_path):
+    """Two grid points, run one after the other: lr 3e-3 learns the planted signal, lr 1e-12 moves no weight.
+
+    ASHA (grace period 1, reduction factor 2, max_t 3 epochs) has rungs at epochs 1 and 2. The learning trial runs
+    first and, alone at each rung, is never stopped. The second trial reaches rung 1 with its untrained score,
+    below the first trial's score there (the rung's median of one value), so ASHA stops it after one epoch.
+    """
+    tune_params = {
+        "grid": {"modality_dropout": [0.0], "d_model": [16], "n_layers": [1], "lr": [3e-3, 1e-12]},
+        "search": {"scheduler": "asha", "grace_period": 1, "reduction_factor": 2, "max_concurrent_trials": 1},
+    }
+    train = {**TRAIN, "epochs": 3, "batch_size": 8}
+    result = run_search(learnable_corpus, tune_params, MODEL, train, storage=tmp_path / "ray", experiment="asha")
+
+    frame = result.trials.set_index("lr")
+    assert frame.loc[3e-3, "epochs_run"] == 3 and frame.loc[3e-3, "status"] == "completed"
+    assert frame.loc[1e-12, "epochs_run"] < 3 and frame.loc[1e-12, "status"] == "stopped"
+    assert frame.loc[1e-12, "macro_f1"] < frame.loc[3e-3, "macro_f1"]
+    assert result.total_trial_epochs == 3 + frame.loc[1e-12, "epochs_run"]
+
+    parents, children = _runs("asha")
+    assert [parent.info.run_id for parent in parents] == [result.parent_run_id]
+    child = {run.data.tags["trial_id"]: run for run in children}
+    assert sorted(child) == sorted(frame["trial_id"])
+    stopped, completed = child[frame.loc[1e-12, "trial_id"]], child[frame.loc[3e-3, "trial_id"]]
+    assert stopped.info.status == "FINISHED", "the driver closes the run of a trial the scheduler stopped"
+    assert stopped.data.tags["stopped_by"] == "scheduler"
+    assert len(_history(stopped.info.run_id)) < 3
+    assert completed.info.status == "FINISHED" and completed.data.tags["stopped_by"] == "max_epochs"
+    assert _history(completed.info.run_id) == [0, 1, 2]

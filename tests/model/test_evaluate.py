@@ -7,19 +7,21 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from factories import make_record, write_small_corpus
+from factories import make_planted_record, make_record, write_small_corpus
 
 from exprfusion.annotations import read_submission
 from exprfusion.artifact import load_model, save_model
 from exprfusion.corpus import CorpusWriter
 from exprfusion.data import load_split
-from exprfusion.evaluate import evaluate_model, timeline_file_name
-from exprfusion.inference import predict_split, single_pass_labels
+from exprfusion.errors import InputError, MissingInputError
+from exprfusion.evaluate import EvaluateConfig, evaluate_model, timeline_file_name
 from exprfusion.labels import CLASS_NAMES, NUM_CLASSES
-from exprfusion.metrics import macro_f1
 from exprfusion.model import FusionConfig
 from exprfusion.predict import predict_video, write_split_submission
+from exprfusion.scoring import robustness_scores, score_split, scores_from_labels
 from exprfusion.train import TrainConfig, train_model
+from exprfusion.voting import vote_and_filter
+from exprfusion.windows import build_window_index
 
 TINY_MODEL = FusionConfig(d_model=16, n_layers=1, n_heads=2, modality_dropout=0.2)
 TINY_TRAIN = TrainConfig(epochs=1, batch_size=8, window=16, stride=8, eval_stride=8, median_kernel=3, lr=3e-3)
@@ -60,18 +62,27 @@ def model_path(corpus, tmp_path_factory):
 def evaluation(model_path, corpus, tmp_path_factory):
     out = tmp_path_factory.mktemp("reports")
     steps = []
-    metrics = evaluate_model(model_path, corpus, out, timeline_videos=2, progress=lambda d, t: steps.append((d, t)))
+    metrics = evaluate_model(
+        model_path,
+        corpus,
+        metrics_path=out / "scores" / "metrics.json",
+        plots_dir=out / "plots",
+        config=EvaluateConfig(timeline_videos=2),
+        progress=lambda d, t: steps.append((d, t)),
+    )
     return metrics, out, steps
 
 
 def test_evaluate_writes_every_output(evaluation):
-    metrics, out, steps = evaluation
+    metrics, reports, steps = evaluation
+    assert json.loads((reports / "scores" / "metrics.json").read_text()) == metrics, "metrics where the caller asked"
+    out = reports / "plots"
+    assert not (out / "metrics.json").exists()
     pngs = ["confusion_matrix.png", "per_class_f1.png", "robustness.png"]
     pngs += [timeline_file_name(video) for video in ("v_long", "v_mid")]
     for name in pngs:
         assert (out / name).read_bytes()[:4] == b"\x89PNG", name
     assert not (out / timeline_file_name("v_dark")).exists(), "only the longest videos get a timeline"
-    assert json.loads((out / "metrics.json").read_text()) == metrics
     robustness_rows = json.loads((out / "robustness.json").read_text())
     assert [row["missing_face_fraction"] for row in robustness_rows] == [0.0, 0.25, 0.5, 0.75, 1.0]
     assert [row["macro_f1"] for row in robustness_rows] == [metrics["robustness"][f] for f in FRACTIONS]
@@ -81,35 +92,91 @@ def test_evaluate_writes_every_output(evaluation):
     assert not list(out.glob(".*")), "no temporary files left behind"
 
 
-def test_metrics_match_the_predictions(evaluation, model_path, corpus):
+def test_scores_are_the_hand_computed_ones():
+    # One video of 6 frames, windows of 2 with stride 2: each frame is voted by one window, so the voted labels are
+    # the argmax of the hand-made logits: [0, 1, 0, 1, 1, 2]. The 3-frame median (edges repeated) gives
+    # [0, 0, 1, 1, 1, 2]. Frame 4 is unlabelled (-1).
+    truth = np.array([0, 0, 1, 1, -1, 2])
+    voted = np.array([0, 1, 0, 1, 1, 2])
+    index = build_window_index([6], window=2, stride=2)
+    logits = np.eye(NUM_CLASSES)[voted].reshape(3, 2, NUM_CLASSES) * 4.0
+    prediction = vote_and_filter(logits, index, median_kernel=3)
+    np.testing.assert_array_equal(prediction.labels, [0, 0, 1, 1, 1, 2])
+    scores = scores_from_labels(truth, prediction, single_pass=np.zeros(6, dtype=np.int64))
+    # Served: all 5 labelled frames right; classes 0, 1, 2 score F1 1, the other five 0 → 3/8.
+    assert scores.metrics["macro_f1"] == pytest.approx(3 / 8)
+    assert scores.metrics["accuracy"] == pytest.approx(1.0)
+    # Voting alone, on frames 0-3 and 5: class 0 and class 1 each 1 hit, 1 false alarm, 1 miss → F1 1/2; class 2
+    # F1 1 → (1/2 + 1/2 + 1) / 8.
+    assert scores.metrics["macro_f1_voting"] == pytest.approx(2 / 8)
+    # Single pass says 0 everywhere: class 0 precision 2/5, recall 2/2 → F1 2·(2/5)/(7/5) = 4/7; the rest 0.
+    assert scores.metrics["macro_f1_frame"] == pytest.approx((4 / 7) / 8)
+    assert scores.metrics["n_frames"] == 5
+    assert scores.metrics["per_class_f1"] == {name: (1.0 if i < 3 else 0.0) for i, name in enumerate(CLASS_NAMES)}
+    expected_confusion = np.zeros((NUM_CLASSES, NUM_CLASSES), dtype=np.int64)
+    expected_confusion[0, 0] = expected_confusion[1, 1] = 2
+    expected_confusion[2, 2] = 1
+    np.testing.assert_array_equal(scores.confusion, expected_confusion)
+
+
+def test_evaluation_reports_the_served_scores(evaluation, corpus):
     metrics, _, _ = evaluation
     for key in ("accuracy", "macro_f1", "macro_f1_frame", "macro_f1_voting", "per_class_f1", "n_frames"):
         assert key in metrics
     assert list(metrics["robustness"]) == FRACTIONS
-    assert all(0.0 <= value <= 1.0 for value in metrics["robustness"].values())
     assert metrics["robustness_auc"] == pytest.approx(np.mean(list(metrics["robustness"].values())))
     assert metrics["robustness"]["0.0"] == metrics["macro_f1"]
+    # Labelled frames counted from the annotation files themselves, not from the scoring code.
+    labelled = 0
+    for path in sorted((corpus / "annotations").rglob("Validation_Set/*.txt")):
+        labelled += sum(int(line) >= 0 for line in path.read_text().splitlines()[1:])
+    assert metrics["n_frames"] == labelled
 
-    model, inference, _ = load_model(model_path)
-    data = load_split(corpus, "validation")
-    truth = data.labels.numpy()
-    served = predict_split(model, data, inference.window, inference.stride, inference.median_kernel)
-    assert metrics["macro_f1"] == pytest.approx(macro_f1(truth, served.labels))
-    assert metrics["macro_f1_voting"] == pytest.approx(macro_f1(truth, served.labels_voting))
-    frame = single_pass_labels(model, data, inference.window)
-    assert metrics["macro_f1_frame"] == pytest.approx(macro_f1(truth, frame))
-    assert metrics["n_frames"] == int((truth >= 0).sum())
+
+@pytest.fixture(scope="module")
+def face_reliant_model(tmp_path_factory):
+    """A model trained on a corpus whose classes are planted in the faces only (the audio is noise)."""
+    root = tmp_path_factory.mktemp("faces") / "corpus"
+    with CorpusWriter(root) as writer:
+        for i in range(6):
+            writer.add(make_planted_record(f"t{i}", "train", n=120, seed=i))
+        for i in range(3):
+            writer.add(make_planted_record(f"v{i}", "validation", n=120, seed=20 + i))
+    train = TrainConfig(epochs=6, batch_size=8, window=16, median_kernel=3, lr=3e-3, patience=6)
+    result = train_model(root, FusionConfig(d_model=32, n_layers=1, n_heads=2, modality_dropout=0.0), train)
+    return result.model, load_split(root, "validation"), train.inference()
+
+
+def test_robustness_falls_as_more_faces_are_hidden(face_reliant_model):
+    model, validation, inference = face_reliant_model
+    unmasked = score_split(model, validation, inference)
+    assert unmasked.metrics["macro_f1"] > 0.6, "the planted face signal is learnt"
+    scores = robustness_scores(model, validation, inference, [0.0, 0.5, 1.0], seed=0)
+    assert scores["0.0"] == pytest.approx(unmasked.metrics["macro_f1"])
+    # Hiding half the faces costs at least 0.1; hiding all leaves the audio noise, near chance (1/8 of the classes
+    # at best): the curve must fall, and fall below the unmasked score.
+    assert scores["0.5"] < scores["0.0"] - 0.1
+    assert scores["1.0"] < scores["0.5"]
+    assert scores["1.0"] < 0.3
 
 
 def test_unlabelled_split_is_refused_before_writing(model_path, corpus, tmp_path):
-    with pytest.raises(ValueError, match="no labelled frames"):
-        evaluate_model(model_path, corpus, tmp_path / "reports", split="test")
+    with pytest.raises(InputError, match="no labelled frames"):
+        evaluate_model(
+            model_path,
+            corpus,
+            metrics_path=tmp_path / "reports" / "metrics.json",
+            plots_dir=tmp_path / "reports",
+            config=EvaluateConfig(split="test"),
+        )
     assert not (tmp_path / "reports").exists()
 
 
 def test_missing_model_is_refused_before_writing(corpus, tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"none\.pt: model file not found"):
-        evaluate_model(tmp_path / "none.pt", corpus, tmp_path / "reports")
+    with pytest.raises(MissingInputError, match=r"none\.pt: model file not found"):
+        evaluate_model(
+            tmp_path / "none.pt", corpus, metrics_path=tmp_path / "reports" / "m.json", plots_dir=tmp_path / "reports"
+        )
     assert not (tmp_path / "reports").exists()
 
 
@@ -117,8 +184,8 @@ def test_corpus_with_other_feature_widths_is_refused(model_path, tmp_path):
     other = tmp_path / "other"
     with CorpusWriter(other) as writer:
         writer.add(make_record("w", "validation", n=20, dims=(5, 6)))
-    with pytest.raises(ValueError, match="visual features have 5 values per frame, the model expects 8"):
-        evaluate_model(model_path, other, tmp_path / "reports")
+    with pytest.raises(InputError, match="visual features have 5 values per frame, the model expects 8"):
+        evaluate_model(model_path, other, metrics_path=tmp_path / "m.json", plots_dir=tmp_path / "reports")
 
 
 def test_every_frame_gets_a_label_even_without_face_or_audio(model_path):

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
+from factories import write_learnable_corpus
 
+from exprfusion.data import load_split
+from exprfusion.inference import predict_split
 from exprfusion.labels import NUM_CLASSES
 from exprfusion.model import FusionConfig, FusionTransformer, GatedFusion, ModalityDropout
+from exprfusion.train import TrainConfig, train_model
 
 BATCH, FRAMES, FEATURE_DIM = 3, 12, 16
 
@@ -197,6 +202,31 @@ def test_runs_under_bfloat16_autocast():
     assert torch.isfinite(logits).all()
     logits.float().square().mean().backward()
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+@pytest.fixture(scope="module")
+def trained_on_planted_signal(tmp_path_factory):
+    """A tiny model trained four epochs on a corpus whose classes shift the features, and its validation split."""
+    corpus = write_learnable_corpus(tmp_path_factory.mktemp("bf16") / "corpus")
+    config = TrainConfig(
+        epochs=4, batch_size=8, window=16, stride=8, eval_stride=4, median_kernel=5, lr=3e-3, device="cpu"
+    )
+    model_config = FusionConfig(d_model=16, n_layers=1, n_heads=2, modality_dropout=0.2)
+    result = train_model(corpus, model_config, config)
+    return result.model, config.inference(), load_split(corpus, "validation")
+
+
+def test_bfloat16_labels_agree_with_float32_on_at_least_97_percent_of_frames(trained_on_planted_signal):
+    """The served pipeline (windows, soft voting, median filter) run under CPU bf16 autocast and in fp32."""
+    model, inference, validation = trained_on_planted_signal
+    fp32 = predict_split(model, validation, inference)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        bf16 = predict_split(model, validation, inference)
+    assert not np.array_equal(bf16.frame_logits, fp32.frame_logits), "autocast must have changed the arithmetic"
+    assert len(np.unique(fp32.labels)) >= 4, "a model predicting one class would agree trivially"
+    assert np.isfinite(bf16.frame_logits).all()
+    agreement = float(np.mean(bf16.labels == fp32.labels))
+    assert agreement >= 0.97, f"bf16 and fp32 labels agree on {agreement:.1%} of frames"
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

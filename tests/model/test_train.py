@@ -1,18 +1,40 @@
-"""Training runs end to end on a tiny corpus; a resumed run continues the same run."""
+"""Training runs end to end on a tiny corpus, learns a planted signal, stops early, and resumes the same run."""
 
 from __future__ import annotations
 
+import dataclasses
+
+import numpy as np
 import pytest
 import torch
-from factories import write_small_corpus
+from factories import write_learnable_corpus, write_small_corpus
 
 from exprfusion.artifact import load_model, save_model
 from exprfusion.data import load_split
+from exprfusion.errors import InputError
+from exprfusion.losses import inverse_frequency_weights
+from exprfusion.metrics import macro_f1
 from exprfusion.model import FusionConfig
 from exprfusion.train import CHECKPOINT_NAME, TrainConfig, train_model
 
 TINY_MODEL = FusionConfig(d_model=16, n_layers=1, n_heads=2, dropout=0.1, modality_dropout=0.2)
-TINY_TRAIN = TrainConfig(epochs=3, batch_size=4, window=16, stride=8, eval_stride=8, median_kernel=3, lr=3e-3)
+TINY_TRAIN = TrainConfig(
+    epochs=3, batch_size=4, window=16, stride=8, eval_stride=8, median_kernel=3, lr=3e-3, device="cpu"
+)
+# For the planted-signal corpus: 4 x 128 training frames, 60 windows of 16, 8 steps per epoch.
+LEARN_TRAIN = dataclasses.replace(TINY_TRAIN, batch_size=8, epochs=5)
+
+
+class Interrupt(Exception):
+    """Raised from a callback to stop a run after an epoch, as a crash would."""
+
+
+def stop_after(epoch: int):
+    def callback(report):
+        if report.epoch == epoch:
+            raise Interrupt
+
+    return callback
 
 
 @pytest.fixture(scope="module")
@@ -21,12 +43,32 @@ def corpus(tmp_path_factory):
     return write_small_corpus(root)
 
 
+@pytest.fixture(scope="module")
+def learnable(tmp_path_factory):
+    """Labels in runs of 8 frames, all eight classes in every video, each class shifting the features."""
+    return write_learnable_corpus(tmp_path_factory.mktemp("learnable") / "corpus")
+
+
+def window_labels(model, data, window: int = 16) -> np.ndarray:
+    """Argmax labels of the model run straight on consecutive, non-overlapping windows (no voting, no filter)."""
+    n = data.n_frames
+    assert n % window == 0, "the validation videos are whole multiples of the window"
+    inputs = (
+        data.visual.reshape(-1, window, data.visual.shape[1]),
+        data.audio.reshape(-1, window, data.audio.shape[1]),
+        data.face_mask.reshape(-1, window),
+        data.audio_mask.reshape(-1, window),
+    )
+    with torch.no_grad():
+        return model.eval()(*inputs).argmax(-1).reshape(n).numpy()
+
+
 def test_training_reports_every_epoch_and_returns_best(corpus):
     reports = []
     result = train_model(corpus, TINY_MODEL, TINY_TRAIN, callback=reports.append)
     assert [r.epoch for r in reports] == [0, 1, 2]
     for report in reports:
-        assert set(report.metrics) == {"macro_f1", "accuracy", "macro_f1_voting"}
+        assert {"macro_f1", "accuracy", "macro_f1_voting"} <= set(report.metrics)
         assert report.train_loss > 0
     assert reports[0].lr > reports[-1].lr >= 0, "cosine decay after warm-up"
     best = max(reports, key=lambda r: r.metrics["macro_f1"])
@@ -35,31 +77,132 @@ def test_training_reports_every_epoch_and_returns_best(corpus):
     assert result.model.config.visual_dim == 8 and result.model.config.audio_dim == 6
 
 
-def test_resume_continues_the_same_run(corpus, tmp_path):
-    straight = train_model(corpus, TINY_MODEL, TINY_TRAIN, run_dir=tmp_path / "straight")
+def test_training_beats_the_untrained_model_by_at_least_0_3_macro_f1(learnable):
+    """Five epochs on a planted signal lift validation macro-F1 by >= 0.3 over the same seed's untrained model.
 
-    class Interrupt(Exception):
-        pass
+    Chance over eight balanced classes is about 0.125; the untrained model scores near it.
+    """
+    validation = load_split(learnable, "validation")
+    truth = validation.labels.numpy()
+    untrained = train_model(learnable, TINY_MODEL, dataclasses.replace(LEARN_TRAIN, epochs=0))
+    assert untrained.history == [], "epochs=0 returns the initial model"
+    trained = train_model(learnable, TINY_MODEL, LEARN_TRAIN)
+    before = macro_f1(truth, window_labels(untrained.model, validation))
+    after = macro_f1(truth, window_labels(trained.model, validation))
+    assert before < 0.25, f"the untrained model should score near chance, got {before:.3f}"
+    assert after >= before + 0.3, f"macro-F1 {before:.3f} untrained, {after:.3f} trained"
 
-    def stop_after_first_epoch(report):
-        if report.epoch == 0:
-            raise Interrupt
+
+def test_resume_after_an_interruption_gives_the_uninterrupted_run(learnable, tmp_path):
+    """Interrupted after epoch 1 and resumed, a run ends with the very weights and history of one never stopped.
+
+    On the planted signal the best epoch comes after the interruption, so the returned (best) weights were trained
+    after the resume: a resume that restarted from scratch, or that skipped the remaining epochs, gives others.
+    """
+    config = dataclasses.replace(LEARN_TRAIN, epochs=4)
+    straight = train_model(learnable, TINY_MODEL, config, run_dir=tmp_path / "straight")
+    assert straight.best_epoch >= 2, "the set-up must keep improving after the interruption"
 
     with pytest.raises(Interrupt):
-        train_model(corpus, TINY_MODEL, TINY_TRAIN, run_dir=tmp_path / "resumed", callback=stop_after_first_epoch)
-    assert torch.load(tmp_path / "resumed" / CHECKPOINT_NAME, weights_only=False)["epoch"] == 0
+        train_model(learnable, TINY_MODEL, config, run_dir=tmp_path / "resumed", callback=stop_after(1))
+    assert torch.load(tmp_path / "resumed" / CHECKPOINT_NAME, weights_only=False)["epoch"] == 1
     epochs_seen = []
     resumed = train_model(
-        corpus, TINY_MODEL, TINY_TRAIN, run_dir=tmp_path / "resumed", callback=lambda r: epochs_seen.append(r.epoch)
+        learnable, TINY_MODEL, config, run_dir=tmp_path / "resumed", callback=lambda r: epochs_seen.append(r.epoch)
     )
-    assert epochs_seen == [1, 2], "the resumed run starts after the checkpointed epoch"
-    assert [r.train_loss for r in resumed.history] == pytest.approx([r.train_loss for r in straight.history])
-    for name, value in straight.model.state_dict().items():
-        torch.testing.assert_close(resumed.model.state_dict()[name], value)
+
+    assert epochs_seen == [2, 3], "the resumed run trains only the epochs after the checkpoint"
+    assert resumed.best_epoch == straight.best_epoch
+    assert [(r.epoch, r.train_loss, r.lr, r.metrics) for r in resumed.history] == [
+        (r.epoch, r.train_loss, r.lr, r.metrics) for r in straight.history
+    ]
+    straight_state, resumed_state = straight.model.state_dict(), resumed.model.state_dict()
+    assert straight_state.keys() == resumed_state.keys()
+    for name, value in straight_state.items():
+        assert torch.equal(resumed_state[name], value), name
+
+
+def _checkpoint_then_resume(corpus, first: tuple, second: tuple, run_dir) -> None:
+    """Write a checkpoint with ``first`` (model config, train config), then resume in the same folder with ``second``."""
+    with pytest.raises(Interrupt):
+        train_model(corpus, *first, run_dir=run_dir, callback=stop_after(0))
+    assert (run_dir / CHECKPOINT_NAME).is_file()
+    train_model(corpus, *second, run_dir=run_dir)
+
+
+def test_resume_refuses_a_checkpoint_of_another_model_config(corpus, tmp_path):
+    wider = dataclasses.replace(TINY_MODEL, d_model=32, ff_dim=None)
+    with pytest.raises(InputError, match=r"d_model\D*(16\D+32|32\D+16)"):
+        _checkpoint_then_resume(corpus, (TINY_MODEL, TINY_TRAIN), (wider, TINY_TRAIN), tmp_path / "run")
+
+
+def test_resume_refuses_a_checkpoint_of_another_training_config(corpus, tmp_path):
+    longer = dataclasses.replace(TINY_TRAIN, epochs=7)
+    with pytest.raises(InputError, match=r"epochs\D*(3\D+7|7\D+3)"):
+        _checkpoint_then_resume(corpus, (TINY_MODEL, TINY_TRAIN), (TINY_MODEL, longer), tmp_path / "run")
+
+
+def test_resume_refuses_a_checkpoint_of_another_corpus(corpus, tmp_path):
+    other = write_small_corpus(tmp_path / "other", n_train=3)  # same widths, other videos
+    run_dir = tmp_path / "run"
+    with pytest.raises(Interrupt):
+        train_model(corpus, TINY_MODEL, TINY_TRAIN, run_dir=run_dir, callback=stop_after(0))
+    with pytest.raises(InputError, match="corpus"):
+        train_model(other, TINY_MODEL, TINY_TRAIN, run_dir=run_dir)
+
+
+@pytest.mark.parametrize("patience", [1, 2])
+def test_early_stopping_after_patience_epochs_without_improvement(corpus, patience):
+    """A learning rate too small to move any float32 weight keeps every epoch's score equal to epoch 0's.
+
+    The best epoch is then 0 (only a strictly higher score replaces the best), and the loop stops before epoch e
+    once e - best_epoch > patience: it runs epochs 0..patience, i.e. patience + 1 + best_epoch epochs.
+    """
+    config = dataclasses.replace(TINY_TRAIN, epochs=6, lr=1e-12, patience=patience)
+    result = train_model(corpus, TINY_MODEL, config)
+    scores = [report.metrics["macro_f1"] for report in result.history]
+    assert len(set(scores)) == 1, f"scores should not move at lr=1e-12: {scores}"
+    assert result.best_epoch == 0
+    assert result.stopped_early
+    assert len(result.history) == patience + 1 + 0
+    assert len(result.history) < config.epochs
+
+
+def test_no_early_stop_while_patience_is_not_exhausted(corpus):
+    config = dataclasses.replace(TINY_TRAIN, epochs=3, lr=1e-12, patience=2)
+    result = train_model(corpus, TINY_MODEL, config)
+    assert not result.stopped_early and len(result.history) == 3
+
+
+def test_inverse_frequency_weights_by_hand():
+    # power 1: 1/count = 1, 1/4, -, 1/16; mean over present classes = (16 + 4 + 1) / 48 = 7/16 -> 16/7, 4/7, 0, 1/7.
+    torch.testing.assert_close(
+        inverse_frequency_weights([1, 4, 0, 16], power=1.0), torch.tensor([16 / 7, 4 / 7, 0.0, 1 / 7])
+    )
+    # power 1/2: 1, 1/2, -, 1/4; mean = 7/12 -> 12/7, 6/7, 0, 3/7.
+    torch.testing.assert_close(
+        inverse_frequency_weights([1, 4, 0, 16], power=0.5), torch.tensor([12 / 7, 6 / 7, 0.0, 3 / 7])
+    )
+
+
+def test_class_weight_power_changes_what_one_epoch_learns(corpus):
+    """With unbalanced training labels, class_weight_power=1 weights the loss, so the weights after one epoch differ.
+
+    Two unweighted runs are compared first: training is deterministic, so any difference comes from the weights.
+    """
+    train_labels = load_split(corpus, "train").labels.numpy()
+    counts = np.bincount(train_labels[train_labels >= 0], minlength=8)
+    assert counts.min() > 0 and counts.max() > counts.min(), "the set-up needs every class, unbalanced"
+    config = dataclasses.replace(TINY_TRAIN, epochs=1, batch_size=64)
+    unweighted = [train_model(corpus, TINY_MODEL, config).model.state_dict() for _ in range(2)]
+    weighted = train_model(corpus, TINY_MODEL, dataclasses.replace(config, class_weight_power=1.0)).model.state_dict()
+    assert all(torch.equal(unweighted[0][k], unweighted[1][k]) for k in unweighted[0])
+    assert all(torch.isfinite(v).all() for v in weighted.values() if v.is_floating_point())
+    assert any(not torch.equal(weighted[k], unweighted[0][k]) for k in weighted)
 
 
 def test_artifact_round_trip(corpus, tmp_path):
-    result = train_model(corpus, TINY_MODEL, TrainConfig(**{**TINY_TRAIN.to_dict(), "epochs": 1}))
+    result = train_model(corpus, TINY_MODEL, dataclasses.replace(TINY_TRAIN, epochs=1))
     path = save_model(tmp_path / "model.pt", result.model, TINY_TRAIN.inference(), {"macro_f1": 0.5})
     model, inference, metadata = load_model(path)
     assert inference == TINY_TRAIN.inference() and metadata == {"macro_f1": 0.5}

@@ -1,4 +1,4 @@
-"""The Typer application and the clean error reporting shared by the commands and the DVC stage scripts."""
+"""The Typer application and the clean input-error reporting of its commands."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from typing import Any
 
 import typer
 
-from exprfusion.progress import console
+from exprfusion.errors import InputError
+from exprfusion.stage import INPUT_ERROR_STATUS, report_input_error
 
 app = typer.Typer(
     name="exprfusion",
@@ -19,34 +20,18 @@ app = typer.Typer(
 )
 
 
-def _user_errors() -> tuple[type[BaseException], ...]:
-    from exprfusion.annotations import AnnotationError
-    from exprfusion.corpus import CorpusError
-
-    return (AnnotationError, CorpusError, ValueError, FileNotFoundError, KeyError)
-
-
 def clean_errors(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn the library's input errors into one red line and exit status 2, instead of a traceback."""
+    """Report the library's input errors as one red line and exit status 2; any other exception keeps its traceback."""
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)
-        except _user_errors() as error:
-            message = error.args[0] if isinstance(error, KeyError) and error.args else error
-            console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-            raise typer.Exit(code=2) from None
+        except InputError as error:
+            report_input_error(error)
+            raise typer.Exit(code=INPUT_ERROR_STATUS) from None
 
     return wrapper
-
-
-def run_stage(main: Callable[[], None]) -> None:
-    """Run a DVC stage's ``main`` with the same clean error reporting as the commands (exit status 2)."""
-    try:
-        clean_errors(main)()
-    except typer.Exit as done:
-        raise SystemExit(done.exit_code) from None
 
 
 def main() -> None:

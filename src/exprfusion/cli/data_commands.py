@@ -28,19 +28,12 @@ def synth(
 ) -> None:
     """Generate the Aff-Wild2-shaped synthetic corpus."""
     from exprfusion.progress import progress_callback
-    from exprfusion.synthetic import generate_corpus
+    from exprfusion.synthetic import generate_corpus, resolve_profile
 
-    with progress_callback(f"synth {profile}") as update:
-        root = generate_corpus(
-            out,
-            profile=profile,
-            seed=seed,
-            visual_dim=visual_dim,
-            audio_dim=audio_dim,
-            missing_face_rate=missing_face_rate,
-            overwrite=overwrite,
-            progress=update,
-        )
+    # Bad options are reported before the progress bar starts.
+    settings = resolve_profile(profile, visual_dim=visual_dim, audio_dim=audio_dim, missing_face_rate=missing_face_rate)
+    with progress_callback(f"synth {settings.name}") as update:
+        root = generate_corpus(out, profile=settings, seed=seed, overwrite=overwrite, progress=update)
     console.print(f"wrote {root}")
 
 
@@ -74,6 +67,7 @@ def import_(
         align=align,
         allow_missing_audio=allow_missing_audio,
     )
+    sources.check_paths_exist()  # before the progress bar starts
     with progress_callback("import") as update:
         manifest = import_corpus(sources, out, overwrite=overwrite, progress=update)
     console.print(f"wrote {manifest.parent}")

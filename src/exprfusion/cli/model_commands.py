@@ -9,12 +9,13 @@ import typer
 from rich.table import Table
 
 from exprfusion.cli.app import app, clean_errors
+from exprfusion.errors import InputError
 from exprfusion.progress import console
 
 
-def _scaled_strides(window: int) -> dict[str, int]:
-    """Training and evaluation strides for a window length, in the default proportions (1/2 and 1/4 window)."""
-    return {"window": window, "stride": max(1, window // 2), "eval_stride": max(1, window // 4)}
+def _given(**options: Any) -> dict[str, Any]:
+    """The options the user set: unset ones (None) are left to the library's defaults."""
+    return {key: value for key, value in options.items() if value is not None}
 
 
 def _scores_text(metrics: dict[str, float]) -> str:
@@ -52,7 +53,10 @@ def train(
     lr: Annotated[float | None, typer.Option(help="Peak learning rate of AdamW.")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Training windows per step.")] = None,
     window: Annotated[
-        int | None, typer.Option(help="Frames per window; strides follow (1/2 for training, 1/4 for inference).")
+        int | None,
+        typer.Option(
+            help="Frames per window; unless set in the library, strides follow (1/2 training, 1/4 inference)."
+        ),
     ] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed of initialisation, batches, modality dropout.")] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu or cuda.")] = None,
@@ -66,13 +70,12 @@ def train(
     from exprfusion.progress import progress_callback
     from exprfusion.train import TrainConfig, train_model, training_metadata
 
-    given = {"d_model": d_model, "n_layers": n_layers, "n_heads": n_heads, "modality_dropout": modality_dropout}
     model_config = FusionConfig.from_dict(
-        {key: value for key, value in {**given, "fusion": fusion}.items() if value is not None}
+        _given(d_model=d_model, n_layers=n_layers, n_heads=n_heads, modality_dropout=modality_dropout, fusion=fusion)
     )
-    settings = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "seed": seed, "device": device}
-    settings = {key: value for key, value in settings.items() if value is not None}
-    config = TrainConfig.from_dict({**settings, **(_scaled_strides(window) if window is not None else {})})
+    config = TrainConfig.from_dict(
+        _given(epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, device=device, window=window)
+    )
     console.print(f"training on {data.root} ({len(data)} videos): {config.to_dict()}", highlight=False)
 
     best_so_far = -1.0
@@ -98,29 +101,26 @@ def evaluate(
         "models/model.pt"
     ),
     out: Annotated[Path, typer.Option(help="Folder for metrics.json, plot data and PNG plots.")] = Path("reports"),
-    split: Annotated[str, typer.Option(help="Labelled split to score: validation or train.")] = "validation",
-    seed: Annotated[int, typer.Option(help="Seed of the missing-face masking of the robustness curve.")] = 0,
-    timeline_videos: Annotated[int, typer.Option(help="Timeline plots for this many of the longest videos.")] = 3,
-    batch_size: Annotated[int, typer.Option(help="Windows per forward pass.")] = 64,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    split: Annotated[str | None, typer.Option(help="Labelled split to score: validation or train.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of the missing-face masking of the robustness curve.")] = None,
+    timeline_videos: Annotated[
+        int | None, typer.Option(help="Timeline plots for this many of the longest videos.")
+    ] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Windows per forward pass.")] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu or cuda.")] = None,
 ) -> None:
     """Score a model on a corpus split: macro-F1 three ways, per class, robustness to missing faces, plots."""
-    from exprfusion.evaluate import evaluate_model
+    from exprfusion.evaluate import EvaluateConfig, evaluate_model
     from exprfusion.progress import progress_callback
 
-    with progress_callback(f"evaluate {split}") as update:
+    config = EvaluateConfig.from_dict(
+        _given(split=split, seed=seed, timeline_videos=timeline_videos, batch_size=batch_size, device=device)
+    )
+    with progress_callback(f"evaluate {config.split}") as update:
         metrics = evaluate_model(
-            model,
-            corpus,
-            out,
-            split=split,
-            seed=seed,
-            timeline_videos=timeline_videos,
-            batch_size=batch_size,
-            device=device,
-            progress=update,
+            model, corpus, metrics_path=out / "metrics.json", plots_dir=out, config=config, progress=update
         )
-    table = Table(title=f"{split}: {metrics['n_frames']} labelled frames", title_justify="left")
+    table = Table(title=f"{config.split}: {metrics['n_frames']} labelled frames", title_justify="left")
     table.add_column("metric", style="bold")
     table.add_column("value", justify="right")
     rows = ["macro_f1", "macro_f1_voting", "macro_f1_frame", "accuracy", "robustness_auc"]
@@ -137,22 +137,22 @@ def evaluate(
 def _prediction_target(
     features: Path | None, out: Path | None, corpus: Path | None, submission: Path | None, probabilities: bool
 ) -> str:
-    """Which prediction the options ask for ("features" or "corpus"); contradictory options are a ValueError."""
+    """Which prediction the options ask for ("features" or "corpus"); contradictory options are an InputError."""
     if (features is None) == (corpus is None):
-        raise ValueError(
+        raise InputError(
             "give either --features VIDEO.npz (with --out FILE.csv) or --corpus DIR (with --submission FILE), not "
             + ("both" if features is not None else "neither")
         )
     if features is not None:
         if out is None:
-            raise ValueError("--features needs --out FILE.csv for the per-frame labels")
+            raise InputError("--features needs --out FILE.csv for the per-frame labels")
         if submission is not None:
-            raise ValueError("--submission goes with --corpus, not --features")
+            raise InputError("--submission goes with --corpus, not --features")
         return "features"
     if submission is None:
-        raise ValueError("--corpus needs --submission FILE for the submission file")
+        raise InputError("--corpus needs --submission FILE for the submission file")
     if probabilities or out is not None:
-        raise ValueError("--probabilities and --out go with --features, not --corpus")
+        raise InputError("--probabilities and --out go with --features, not --corpus")
     return "corpus"
 
 
@@ -170,19 +170,18 @@ def predict(
     corpus: Annotated[Path | None, typer.Option(help="Corpus folder: predict every video of --split.")] = None,
     split: Annotated[str, typer.Option(help="Split of --corpus to predict.")] = "validation",
     submission: Annotated[Path | None, typer.Option(help="Official submission file to write for --corpus.")] = None,
-    batch_size: Annotated[int, typer.Option(help="Windows per forward pass.")] = 64,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    batch_size: Annotated[int | None, typer.Option(help="Windows per forward pass.")] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu or cuda.")] = None,
 ) -> None:
     """Label every frame of one video's features (CSV), or of a corpus split (official submission file)."""
     target = _prediction_target(features, out, corpus, submission, probabilities)  # before the slow imports
     from exprfusion.predict import predict_npz, write_split_submission
     from exprfusion.progress import progress_callback
 
+    settings = _given(batch_size=batch_size, device=device)
     if target == "features":
-        written = predict_npz(model, features, out, probabilities=probabilities, device=device)
+        written = predict_npz(model, features, out, probabilities=probabilities, **settings)
     else:
         with progress_callback(f"predict {split}") as update:
-            written = write_split_submission(
-                model, corpus, split, submission, batch_size=batch_size, device=device, progress=update
-            )
+            written = write_split_submission(model, corpus, split, submission, progress=update, **settings)
     console.print(f"wrote {written}", highlight=False)

@@ -8,11 +8,13 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import replace
+from numbers import Integral, Real
 from pathlib import Path
 
 from threadpoolctl import threadpool_limits
 
 from exprfusion.corpus import CorpusWriter, VideoRecord
+from exprfusion.errors import InputError
 from exprfusion.labels import SPLITS
 from exprfusion.synthetic.features import World, build_world, render_media
 from exprfusion.synthetic.profiles import SyntheticProfile, get_profile
@@ -29,14 +31,20 @@ def resolve_profile(
     audio_dim: int | None = None,
     missing_face_rate: float | None = None,
 ) -> SyntheticProfile:
-    """The named profile with any explicitly given dimension or missing-face rate replacing its default."""
+    """The named profile with any explicitly given dimension or missing-face rate replacing its default.
+
+    Raises:
+        InputError: an unknown profile name, a width below 1 or a missing-face rate outside [0, 1).
+    """
     settings = get_profile(profile) if isinstance(profile, str) else profile
     overrides = {"visual_dim": visual_dim, "audio_dim": audio_dim, "missing_face_rate": missing_face_rate}
     settings = replace(settings, **{key: value for key, value in overrides.items() if value is not None})
-    if settings.visual_dim <= 0 or settings.audio_dim <= 0:
-        raise ValueError(f"feature widths must be positive, got {settings.visual_dim}/{settings.audio_dim}")
-    if not 0.0 <= settings.missing_face_rate < 1.0:
-        raise ValueError(f"missing_face_rate must lie in [0, 1), got {settings.missing_face_rate}")
+    widths = (settings.visual_dim, settings.audio_dim)
+    if not all(isinstance(width, Integral) and not isinstance(width, bool) and width > 0 for width in widths):
+        raise InputError(f"feature widths must be positive integers, got {settings.visual_dim}/{settings.audio_dim}")
+    rate = settings.missing_face_rate
+    if isinstance(rate, bool) or not isinstance(rate, Real) or not 0.0 <= rate < 1.0:
+        raise InputError(f"missing_face_rate must lie in [0, 1), got {rate!r}")
     return settings
 
 

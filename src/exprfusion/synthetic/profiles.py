@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from exprfusion.errors import InputError
 from exprfusion.labels import CLASS_NAMES
 
 # Aff-Wild2 EXPR frames with a face per class, in CLASS_NAMES order (Neutral .. Other).
@@ -217,8 +218,7 @@ PROFILES: dict[str, SyntheticProfile] = {
 
 
 def get_profile(name: str) -> SyntheticProfile:
-    """Look up a profile by name; the error lists the known ones."""
-    try:
-        return PROFILES[name]
-    except KeyError:
-        raise ValueError(f"unknown synthetic profile {name!r}; choose one of {sorted(PROFILES)}") from None
+    """Look up a profile by name; an unknown name is an ``InputError`` listing the known ones."""
+    if not isinstance(name, str) or name not in PROFILES:
+        raise InputError(f"unknown synthetic profile {name!r}; choose one of {sorted(PROFILES)}")
+    return PROFILES[name]

@@ -1,0 +1,144 @@
+"""Bad input is one line and exit status 2, for the commands and the stage scripts; a bug keeps its traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+import exprfusion.synthetic
+from exprfusion.annotations import AnnotationError, read_annotation_tree, read_expr_annotation
+from exprfusion.build_corpus import build_corpus
+from exprfusion.cli import app
+from exprfusion.corpus import CorpusError
+from exprfusion.errors import InputError, MissingInputError
+from exprfusion.params import load_section
+from exprfusion.stage import run_stage
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+
+
+def _stderr_lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.strip()]
+
+
+def test_the_library_error_types_are_input_errors():
+    assert issubclass(AnnotationError, InputError) and issubclass(CorpusError, InputError)
+    assert issubclass(InputError, ValueError)
+    assert issubclass(MissingInputError, InputError) and issubclass(MissingInputError, FileNotFoundError)
+
+
+def test_a_missing_user_file_is_a_missing_input_error(tmp_path):
+    with pytest.raises(MissingInputError, match=r"v\.txt: annotation file not found"):
+        read_expr_annotation(tmp_path / "v.txt")
+    with pytest.raises(FileNotFoundError, match="no split folder"):  # still a FileNotFoundError for old callers
+        read_annotation_tree(tmp_path)
+
+
+def test_command_input_error_is_one_line_with_exit_status_2(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "exprfusion", "synth", "--profile", "[bold]huge", "--out", str(tmp_path / "c")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    # One line, the name printed as given (not read as markup), no traceback, nothing written.
+    assert _stderr_lines(result.stderr) == [
+        "error: unknown synthetic profile '[bold]huge'; choose one of ['default', 'full', 'tiny']"
+    ]
+    assert not (tmp_path / "c").exists()
+
+
+def test_stage_script_names_an_unknown_params_key_in_one_line(tmp_path):
+    params = {"data": {"source": "synthetic", "out": "corpus", "synthetic": {"profile": "tiny"}, "import": {}}}
+    params["data"]["import"]["bogus"] = 1
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    result = subprocess.run(
+        [sys.executable, str(REPOSITORY / "pipelines" / "corpus.py")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    errors = [line for line in _stderr_lines(result.stderr) if line.startswith("error:")]  # beside the progress bar
+    assert len(errors) == 1 and errors[0].startswith("error: unknown params.yaml keys ['data.import.bogus']")
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "corpus").exists()
+
+
+@pytest.mark.parametrize(
+    ("params", "key"),
+    [
+        ({"validate": {"required_splits": ["train"], "verify_hashes": True, "bogus": 1}}, "validate.bogus"),
+        ({"validate": {}, "package": {"smoke_frames": 1, "smoke_frame": 2}}, "package.smoke_frame"),
+        ({"validate": {}, "evaluat": {}}, "evaluat"),
+    ],
+)
+def test_load_section_names_an_unknown_key_by_its_dotted_path(tmp_path, params, key):
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    section = "package" if "package" in params else "validate"
+    with pytest.raises(InputError, match=rf"\['{key}'\]"):
+        load_section(section, path)
+
+
+def test_load_section_errors_name_the_file(tmp_path):
+    with pytest.raises(MissingInputError, match="parameters file not found"):
+        load_section("data", tmp_path / "params.yaml")
+    (tmp_path / "params.yaml").write_text("data: [unclosed\n")
+    with pytest.raises(InputError, match="not valid YAML"):
+        load_section("data", tmp_path / "params.yaml")
+    (tmp_path / "params.yaml").write_text("validate: {}\n")
+    with pytest.raises(InputError, match="no 'data' section"):
+        load_section("data", tmp_path / "params.yaml")
+
+
+def test_build_corpus_names_an_unknown_synthetic_key(tmp_path):
+    data = {"source": "synthetic", "out": str(tmp_path / "c"), "synthetic": {"profile": "tiny", "sead": 1}}
+    with pytest.raises(InputError, match=r"\['data\.synthetic\.sead'\]"):
+        build_corpus(data)
+    assert not (tmp_path / "c").exists()
+
+
+def test_the_repository_params_file_has_no_unknown_key(monkeypatch):
+    monkeypatch.chdir(REPOSITORY)
+    for section in ("data", "validate", "tune", "train", "evaluate", "package"):
+        load_section(section)
+
+
+@pytest.mark.parametrize("bug", [KeyError("profile"), ValueError("bad internal state"), ZeroDivisionError()])
+def test_a_bug_in_a_command_keeps_its_exception(monkeypatch, tmp_path, bug):
+    def broken(*args, **kwargs):
+        raise bug
+
+    monkeypatch.setattr(exprfusion.synthetic, "generate_corpus", broken)
+    result = CliRunner().invoke(app, ["synth", "--profile", "tiny", "--out", str(tmp_path / "c")])
+    assert result.exit_code == 1
+    assert result.exception is bug, "the exception propagates, with its traceback, instead of becoming one line"
+    assert "error:" not in result.output
+
+
+def test_a_bug_in_a_stage_keeps_its_exception():
+    def main():
+        raise KeyError("out")
+
+    with pytest.raises(KeyError, match="out"):
+        run_stage(main)
+
+
+def test_an_input_error_in_a_stage_is_one_line_and_exit_status_2(capsys):
+    def main():
+        raise CorpusError("data/corpus is not a complete corpus:\nmanifest.parquet is missing")
+
+    with pytest.raises(SystemExit) as exited:
+        run_stage(main)
+    assert exited.value.code == 2
+    assert _stderr_lines(capsys.readouterr().err) == [
+        "error: data/corpus is not a complete corpus: manifest.parquet is missing"
+    ]
