@@ -23,6 +23,7 @@ def main() -> None:
     params = load_section("train")
     best = json.loads(BEST.read_text())
     corpus = Corpus(load_section("data")["out"])
+    TrainConfig.from_dict(params.get("overrides") or {}, path="train.overrides")  # names a misspelt override
     train_config = TrainConfig.from_dict({**best["train"], **(params.get("overrides") or {})})
     with progress_callback("train") as update:
         result = train_model(corpus, FusionConfig.from_dict(best["model"]), train_config, progress=update)

@@ -63,6 +63,10 @@ class CorpusError(InputError):
     """A corpus is missing, malformed, or a record does not fit the layout."""
 
 
+class MissingCorpusFileError(CorpusError, MissingInputError):
+    """A file of a corpus, or of the inputs imported into one, does not exist (also a ``FileNotFoundError``)."""
+
+
 @dataclass(frozen=True)
 class VideoRecord:
     """One video's frame-aligned features, masks and labels.
@@ -282,7 +286,7 @@ class Corpus:
         self.root = Path(root)
         path = self.root / MANIFEST_NAME
         if not path.is_file():
-            raise CorpusError(
+            raise MissingCorpusFileError(
                 f"{self.root} is not a complete corpus: {MANIFEST_NAME} is missing "
                 "(create one with `exprfusion synth` or `exprfusion import`)"
             )
@@ -338,7 +342,7 @@ class Corpus:
                 labels = read_expr_annotation(annotation_path(self.root, row["split"], video)).astype(np.int64)
             except MissingInputError:
                 path = annotation_path(self.root, row["split"], video)
-                raise CorpusError(f"{path} is missing (listed in the manifest)") from None
+                raise MissingCorpusFileError(f"{path} is missing (listed in the manifest)") from None
         for kind, array in arrays.items():
             if array.shape[0] != n:
                 raise CorpusError(f"{feature_path(self.root, kind, video)}: {array.shape[0]} rows, manifest says {n}")
@@ -397,7 +401,7 @@ class Corpus:
         try:
             return np.load(path, mmap_mode=mode, allow_pickle=False)
         except FileNotFoundError:
-            raise CorpusError(f"{path} is missing (listed in the manifest)") from None
+            raise MissingCorpusFileError(f"{path} is missing (listed in the manifest)") from None
         except ValueError as error:
             raise CorpusError(f"{path}: not a valid .npy file ({error})") from error
 

@@ -50,9 +50,9 @@ class EvaluateConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> EvaluateConfig:
-        """Build from a dict; unknown keys are an error naming them."""
-        return dataclass_from_dict(cls, values, "evaluate settings")
+    def from_dict(cls, values: dict[str, Any], path: str = "evaluate") -> EvaluateConfig:
+        """Build from a dict; unknown keys are an error naming them by dotted ``path``."""
+        return dataclass_from_dict(cls, values, "evaluate settings", path=path)
 
 
 def timeline_file_name(video: str) -> str:

@@ -50,7 +50,11 @@ class ImportSources:
             raise InputError(f"unknown audio alignment {self.align!r}; expected one of {ALIGN_METHODS}")
 
     def check_paths_exist(self) -> None:
-        """Raise :class:`MissingInputError` naming the first given folder or file that does not exist."""
+        """Raise :class:`MissingInputError` naming the first given folder or file that does not exist.
+
+        (A missing ``cropped_aligned`` root matters most: a missing folder under it means a video without faces, so
+        a mistyped root would otherwise import every video as faceless.)
+        """
         for name in ("annotations", "visual", "audio", "face_mask", "cropped_aligned", "fps_csv"):
             path = getattr(self, name)
             if path is not None and not Path(path).exists():
@@ -71,22 +75,24 @@ def read_fps_table(path: Path) -> dict[str, float]:
     fps = pd.to_numeric(table["fps"], errors="coerce")
     bad = table.index[(fps.isna()) | (fps <= 0)]
     if len(bad):
-        raise CorpusError(f"{path}, row {bad[0] + 2}: fps {table['fps'].iloc[bad[0]]!r} is not a positive number")
+        value = table["fps"].iloc[bad[0]]
+        value = value.item() if isinstance(value, np.generic) else value  # -7.5, not np.float64(-7.5)
+        raise CorpusError(f"{path}, row {bad[0] + 2}: fps {value!r} is not a positive number")
     return dict(zip(table[key].astype(str), fps.astype(float), strict=True))
 
 
-def _load_array(path: Path, what: str, mmap_mode: str | None = None) -> np.ndarray:
-    """One user ``.npy`` file; a missing file is a :class:`MissingInputError`, an unreadable one a ``CorpusError``."""
+def _load_array(path: Path, if_missing: str, mmap_mode: str | None = None) -> np.ndarray:
+    """One input ``.npy`` file; a missing one is a :class:`MissingInputError` whose message ends ``if_missing``."""
     try:
         return np.load(path, mmap_mode=mmap_mode, allow_pickle=False)
     except FileNotFoundError:
-        raise MissingInputError(f"{path}: {what} is missing") from None
+        raise MissingInputError(f"{path}: {if_missing}") from None
     except ValueError as error:
         raise CorpusError(f"{path}: not a valid .npy file ({error})") from error
 
 
 def _load_feature(path: Path, what: str) -> np.ndarray:
-    array = _load_array(path, f"{what} features", mmap_mode="r")
+    array = _load_array(path, f"{what} features are missing", mmap_mode="r")
     if array.ndim != 2 or not np.issubdtype(array.dtype, np.floating) or array.shape[0] == 0:
         raise CorpusError(
             f"{path}: {what} features must be a 2-d float array with at least one row, got {array.dtype} {array.shape}"
@@ -116,7 +122,7 @@ def _face_mask(sources: ImportSources, video: str, visual: np.ndarray) -> np.nda
     n_frames = visual.shape[0]
     if sources.face_mask is not None:
         path = sources.face_mask / f"{video}.npy"
-        mask = _load_array(path, "face mask")
+        mask = _load_array(path, "face mask is missing")
         if mask.shape != (n_frames,):
             raise CorpusError(f"{path}: face mask has shape {mask.shape}, expected [{n_frames}]")
         return mask.astype(bool)
@@ -179,6 +185,7 @@ def import_corpus(
     if not jobs:
         raise CorpusError(f"{sources.annotations}: no annotation files found")
     audio_dim = _common_audio_dim(sources.audio)
+    visual_dim = None  # the first video's; every other must match, or the corpus could not be read
     with CorpusWriter(out, overwrite=overwrite, source=f"import:{sources.annotations}") as writer:
         for done, (split, video, path) in enumerate(jobs, start=1):
             fps = fps_table.get(video, fps_table.get(media_name(video), DEFAULT_FPS))
@@ -186,6 +193,12 @@ def import_corpus(
             if record.audio.shape[1] != audio_dim:
                 raise CorpusError(
                     f"{_audio_path(sources, video)}: {record.audio.shape[1]} audio dims, other files have {audio_dim}"
+                )
+            visual_dim = record.visual.shape[1] if visual_dim is None else visual_dim
+            if record.visual.shape[1] != visual_dim:
+                raise CorpusError(
+                    f"{sources.visual / f'{video}.npy'}: {record.visual.shape[1]} visual dims, other files have "
+                    f"{visual_dim}"
                 )
             writer.add(record)
             if progress:

@@ -70,9 +70,9 @@ class FusionConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, values: Mapping[str, Any]) -> FusionConfig:
+    def from_dict(cls, values: Mapping[str, Any], path: str = "") -> FusionConfig:
         """Build a config from ``to_dict()`` output; missing keys take defaults, unknown keys raise ``InputError``."""
-        return dataclass_from_dict(cls, values, "FusionConfig keys")
+        return dataclass_from_dict(cls, values, "FusionConfig keys", path=path)
 
 
 def _safe_key_padding(available: Tensor) -> tuple[Tensor, Tensor]:

@@ -68,7 +68,7 @@ def package_model(
     if labels.shape != (smoke_frames,) or not np.allclose(probabilities.sum(axis=1), 1.0, atol=1e-3):
         raise ValueError(f"{packaged}: the packaged model does not give one distribution per frame")
     card = {
-        "name": (registration or {}).get("name", "exprfusion-fusion"),
+        "name": (registration or {}).get("name"),  # None: not registered
         "file": packaged.name,
         "sha256": _sha256(packaged),
         "format": ARTIFACT_FORMAT,

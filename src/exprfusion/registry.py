@@ -108,7 +108,7 @@ def log_and_register(
     corpus: Corpus | str | Path,
     parent_run_id: str | None = None,
     registered_name: str = REGISTERED_NAME,
-    experiment: str = "exprfusion",
+    experiment: str = tracking.DEFAULT_EXPERIMENT,
     run_id: str | None = None,
     dvc_lock: str | Path = "dvc.lock",
 ) -> RegistrationResult:

@@ -37,6 +37,7 @@ from exprfusion.git_info import git_commit
 
 TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
 DB_NAME = "mlflow.db"
+DEFAULT_EXPERIMENT = "exprfusion"  # the experiment of searches and final runs unless params.yaml names another
 EPOCH_METRICS: tuple[str, ...] = ("macro_f1", "accuracy", "macro_f1_voting", "macro_f1_frame")
 # Short names of the searched dimensions, so the MLflow compare view reads like the paper's grid.
 PARAM_ALIASES: dict[str, str] = {"p": "model.modality_dropout", "d": "model.d_model", "l": "model.n_layers"}

@@ -60,6 +60,8 @@ class TrainConfig:
             self.stride = max(1, self.window // 2)
         if self.eval_stride is None:
             self.eval_stride = max(1, self.window // 4)
+        if self.median_kernel < 1 or self.median_kernel % 2 == 0:
+            raise InputError(f"median_kernel must be an odd integer >= 1, got {self.median_kernel}")
 
     def inference(self) -> InferenceSettings:
         """The inference settings a model trained with this config should be served with."""
@@ -70,9 +72,9 @@ class TrainConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
-        """Build from a dict; unknown keys are an error naming them."""
-        return dataclass_from_dict(cls, values, "training settings")
+    def from_dict(cls, values: dict[str, Any], path: str = "") -> TrainConfig:
+        """Build from a dict; unknown keys are an error naming them (by dotted ``path`` when given)."""
+        return dataclass_from_dict(cls, values, "training settings", path=path)
 
 
 @dataclass

@@ -187,7 +187,7 @@ def run_search(
     base_train: dict[str, Any],
     *,
     storage: str | Path,
-    experiment: str = "exprfusion",
+    experiment: str = tracking.DEFAULT_EXPERIMENT,
     resume: bool = True,
     progress: Callable[[int, int], None] | None = None,
 ) -> SearchResult:
@@ -212,10 +212,10 @@ def run_search(
     corpus = Corpus(corpus_root)
     corpus_hash = corpus.content_hash()
     dims = {"visual_dim": corpus.visual_dim, "audio_dim": corpus.audio_dim}
-    model = FusionConfig.from_dict({**base_model, **dims}).to_dict()
+    model = FusionConfig.from_dict({**base_model, **dims}, path="tune.model").to_dict()
     if base_model.get("ff_dim") is None:
         model["ff_dim"] = None  # resolved per trial as 4 * d_model, after the grid has set d_model
-    train = TrainConfig.from_dict(base_train).to_dict()
+    train = TrainConfig.from_dict(base_train, path="tune.train").to_dict()
     storage = Path(storage).resolve()
     name = search_name(space, settings, model, train, corpus_hash)
     experiment_dir = storage / name

@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from factories import write_official_tree
 from typer.testing import CliRunner
 
 import exprfusion.synthetic
 from exprfusion.annotations import AnnotationError, read_annotation_tree, read_expr_annotation
 from exprfusion.build_corpus import build_corpus
 from exprfusion.cli import app
-from exprfusion.corpus import CorpusError
+from exprfusion.corpus import Corpus, CorpusError, annotation_path
 from exprfusion.errors import InputError, MissingInputError
+from exprfusion.importer import import_corpus
 from exprfusion.params import load_section
 from exprfusion.stage import run_stage
 
@@ -37,6 +40,22 @@ def test_a_missing_user_file_is_a_missing_input_error(tmp_path):
         read_expr_annotation(tmp_path / "v.txt")
     with pytest.raises(FileNotFoundError, match="no split folder"):  # still a FileNotFoundError for old callers
         read_annotation_tree(tmp_path)
+
+
+def test_import_reports_a_missing_folder_before_writing_anything(tmp_path):
+    sources = dataclasses.replace(write_official_tree(tmp_path / "raw"), visual=tmp_path / "nowhere")
+    with pytest.raises(MissingInputError, match=r"nowhere: not found \(the visual input\)"):
+        import_corpus(sources, tmp_path / "corpus")
+    assert not (tmp_path / "corpus").exists()
+    with pytest.raises(InputError, match="unknown audio alignment 'cubic'"):
+        dataclasses.replace(sources, align="cubic")
+
+
+def test_a_corpus_annotation_gone_missing_is_a_corpus_error(small_corpus):
+    annotation_path(small_corpus, "validation", "b").unlink()
+    with pytest.raises(CorpusError, match=r"Validation_Set/b\.txt is missing \(listed in the manifest\)") as caught:
+        Corpus(small_corpus).load("b")
+    assert isinstance(caught.value, MissingInputError), "every missing file is a MissingInputError"
 
 
 def test_command_input_error_is_one_line_with_exit_status_2(tmp_path):
