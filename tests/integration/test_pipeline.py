@@ -2,6 +2,9 @@
 
 Every stage runs; MLflow holds the search (a parent run, one child per grid point) and a champion model; a second
 `dvc repro` reruns nothing; a changed `tune` param reruns tune and what follows, never corpus or validate.
+
+The full `dvc repro` runs once per module; the tests only read that repository. A test that runs commands which may
+change it works in its own copy (``Project.copy_to``), so the tests pass in any order.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import io
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -104,6 +108,32 @@ class Project:
         assert done.returncode == 0, f"{' '.join(command)} failed ({done.returncode}):\n{output[-6000:]}"
         return output
 
+    def copy_to(self, target: Path) -> Project:
+        """A copy of the whole repository (git, DVC cache, MLflow store and artefacts, Ray results) at ``target``.
+
+        The MLflow store records absolute artefact locations; they are moved to the copy's own folder, so runs made
+        in the copy never write into this repository.
+        """
+        shutil.copytree(self.root, target, symlinks=True)
+        _relocate_paths(target / "mlflow.db", str(self.root), str(target))
+        copy = Project(target)
+        copy.first_repro = self.first_repro
+        return copy
+
+
+def _relocate_paths(database: Path, old: str, new: str) -> None:
+    """Replace ``old`` by ``new`` in every text column of an sqlite database (the MLflow store's artefact paths)."""
+    with sqlite3.connect(database) as connection:
+        tables = [row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        for table in tables:
+            for column in connection.execute(f'PRAGMA table_info("{table}")').fetchall():
+                name, kind = column[1], column[2].upper()
+                if "CHAR" in kind or "TEXT" in kind or "CLOB" in kind:
+                    connection.execute(
+                        f'UPDATE "{table}" SET "{name}" = REPLACE("{name}", ?, ?) WHERE instr("{name}", ?) > 0',
+                        (old, new, old),
+                    )
+
 
 def test_validate_stage_names_the_damaged_video(tmp_path):
     """The real stage script on a corpus with one altered feature file: exit status 2, the video named."""
@@ -128,7 +158,7 @@ def test_validate_stage_names_the_damaged_video(tmp_path):
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Project:
-    """A git copy of the repository with tiny params, after one full `dvc repro`."""
+    """A git copy of the repository with tiny params, after one full `dvc repro`; tests must leave it as it is."""
     root = tmp_path_factory.mktemp("pipeline")
     _copy_repository(root)
     _tiny_params(root / "params.yaml")
@@ -193,14 +223,15 @@ def test_metrics_plots_and_experiments_are_shown(project):
 
 
 @pytest.mark.slow
-def test_second_repro_reruns_nothing(project):
-    output = project.run("dvc", "repro")
+def test_second_repro_reruns_nothing(project, tmp_path):
+    output = project.copy_to(tmp_path / "repo").run("dvc", "repro")
     assert "Running stage" not in output
     assert "Data and pipelines are up to date" in output
 
 
 @pytest.mark.slow
-def test_changed_tune_param_reruns_tune_and_what_follows_only(project):
+def test_changed_tune_param_reruns_tune_and_what_follows_only(project, tmp_path):
+    project = project.copy_to(tmp_path / "repo")
     params = yaml.safe_load((project.root / "params.yaml").read_text())
     params["tune"]["train"]["lr"] = 0.002
     (project.root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
@@ -214,7 +245,8 @@ def test_changed_tune_param_reruns_tune_and_what_follows_only(project):
 
 
 @pytest.mark.slow
-def test_exp_run_sets_a_tune_param_and_reruns_from_tune(project):
+def test_exp_run_sets_a_tune_param_and_reruns_from_tune(project, tmp_path):
+    project = project.copy_to(tmp_path / "repo")
     output = project.run("dvc", "exp", "run", "-S", "tune.train.lr=0.001")
     for stage in ("corpus", "validate"):
         assert f"Running stage '{stage}'" not in output

@@ -17,6 +17,7 @@ from factories import write_learnable_corpus, write_small_corpus
 
 from exprfusion import tracking
 from exprfusion.corpus import Corpus
+from exprfusion.errors import InputError
 from exprfusion.labels import CLASS_NAMES
 from exprfusion.search_space import parse_tune_params
 from exprfusion.tune import run_search, write_best
@@ -24,6 +25,7 @@ from exprfusion.tune import run_search, write_best
 pytestmark = pytest.mark.integration
 
 MODEL = {"d_model": 16, "n_layers": 1, "n_heads": 2}
+GRID = {"modality_dropout": [0.0], "d_model": [16], "n_layers": [1]}  # every searched dimension must be given
 TRAIN = {"epochs": 2, "batch_size": 4, "window": 16, "stride": 8, "eval_stride": 8, "median_kernel": 3, "lr": 3e-3}
 RESUME_SCRIPT = """
 import json, sys
@@ -79,31 +81,39 @@ def test_unknown_and_invalid_tune_params_are_rejected():
     with pytest.raises(ValueError, match=r"unknown tune params \['dmodel', 'shceduler'\]"):
         parse_tune_params({"dmodel": [16], "shceduler": "asha"})
     with pytest.raises(ValueError, match=r"tune\.modality_dropout"):
-        parse_tune_params({"grid": {"modality_dropout": [0.1, 1.5]}})
+        parse_tune_params({"grid": {**GRID, "modality_dropout": [0.1, 1.5]}})
     with pytest.raises(ValueError, match=r"tune\.scheduler"):
-        parse_tune_params({"search": {"scheduler": "hyperband"}})
+        parse_tune_params({"grid": GRID, "search": {"scheduler": "hyperband"}})
     with pytest.raises(ValueError, match="given twice"):
         parse_tune_params({"grid": {"d_model": [16]}, "d_model": [32]})
     with pytest.raises(ValueError, match="unknown tune params"):
         run_search("unused", {"layers": [1]}, MODEL, TRAIN, storage="unused")
 
 
+def test_a_grid_without_a_searched_dimension_is_rejected_by_name():
+    with pytest.raises(InputError, match=r"tune\.grid is missing modality_dropout, n_layers"):
+        parse_tune_params({"grid": {"d_model": [16]}})
+    with pytest.raises(InputError, match=r"tune\.grid is missing modality_dropout, d_model, n_layers"):
+        parse_tune_params({"search": {"scheduler": "none"}})
+
+
 def test_search_space_grid_and_random():
-    space, settings = parse_tune_params({"grid": {"n_layers": [1, 2], "lr": ["1e-3", 3e-3]}, "search": {}})
-    assert space.n_trials() == 4 * 2 * 2 * 2, "the paper's p and d lists stay in unless overridden"
+    grid = {"modality_dropout": [0.0, 0.1, 0.15, 0.2], "d_model": [256, 512], "n_layers": [1, 2], "lr": ["1e-3", 3e-3]}
+    space, settings = parse_tune_params({"grid": grid, "search": {}})
+    assert space.n_trials() == 4 * 2 * 2 * 2
     assert space.param_space()["lr"] == {"grid_search": [1e-3, 3e-3]}, "YAML strings such as 1e-3 are numbers"
     assert settings.scheduler == "asha" and settings.cpus_per_trial == 1
-    random_space, _ = parse_tune_params({"mode": "random", "num_samples": 5, "lr": {"low": 1e-4, "high": 1e-2}})
+    random_space, _ = parse_tune_params({**GRID, "mode": "random", "num_samples": 5, "lr": {"low": 1e-4, "high": 1e-2}})
     assert random_space.n_trials() == 5
     assert 1e-4 <= random_space.param_space()["lr"].sample() <= 1e-2
 
 
 def test_trial_resources_follow_the_cluster():
-    _, settings = parse_tune_params({"cpus_per_trial": 2, "gpus_per_trial": 0.25})
+    _, settings = parse_tune_params({**GRID, "cpus_per_trial": 2, "gpus_per_trial": 0.25})
     assert settings.trial_resources({"CPU": 16.0}) == ({"cpu": 2, "gpu": 0}, 8), "no GPU asked where there is none"
     assert settings.trial_resources({"CPU": 16.0, "GPU": 1.0}) == ({"cpu": 2, "gpu": 0.25}, 8)
     assert settings.trial_resources({"CPU": 1.0})[1] == 1
-    _, capped = parse_tune_params({"max_concurrent_trials": 3})
+    _, capped = parse_tune_params({**GRID, "max_concurrent_trials": 3})
     assert capped.trial_resources({"CPU": 16.0})[1] == 3
 
 
@@ -213,7 +223,9 @@ def test_killed_search_resumes_without_rerunning_finished_trials(corpus, mlflow_
 
 
 @pytest.mark.slow
-def test_asha_stops_the_trial_that_cannot_learn_and_closes_its_child_run(learnable_corpus, mlflow_uri, local_ray, tmp_path):
+def test_asha_stops_the_trial_that_cannot_learn_and_closes_its_child_run(
+    learnable_corpus, mlflow_uri, local_ray, tmp_path
+):
     """Two grid points, run one after the other: lr 3e-3 learns the planted signal, lr 1e-12 moves no weight.
 
     ASHA (grace period 1, reduction factor 2, max_t 3 epochs) has rungs at epochs 1 and 2. The learning trial runs

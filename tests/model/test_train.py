@@ -123,7 +123,7 @@ def test_resume_after_an_interruption_gives_the_uninterrupted_run(learnable, tmp
 
 
 def _checkpoint_then_resume(corpus, first: tuple, second: tuple, run_dir) -> None:
-    """Write a checkpoint with ``first`` (model config, train config), then resume in the same folder with ``second``."""
+    """Checkpoint a run of ``first`` (model config, train config), then resume it in the same folder with ``second``."""
     with pytest.raises(Interrupt):
         train_model(corpus, *first, run_dir=run_dir, callback=stop_after(0))
     assert (run_dir / CHECKPOINT_NAME).is_file()
