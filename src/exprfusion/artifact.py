@@ -16,7 +16,10 @@ from exprfusion.errors import InputError, MissingInputError
 from exprfusion.labels import CLASS_NAMES
 from exprfusion.model import FusionConfig, FusionTransformer
 
-ARTIFACT_FORMAT = "exprfusion-model/1"
+# Version 2 adds the feature standardisers (buffers fitted on the training frames). A version-1 file is upgraded on
+# load: it was trained without standardisation, so identity statistics reproduce it exactly.
+ARTIFACT_FORMAT = "exprfusion-model/2"
+UPGRADABLE_FORMATS: tuple[str, ...] = ("exprfusion-model/1",)
 
 
 @dataclass(frozen=True)
@@ -69,12 +72,22 @@ def load_model(
         payload = torch.load(path, map_location=device, weights_only=True)
     except Exception as error:
         raise InputError(f"{path}: not an exprfusion model file ({error})") from error
-    if not isinstance(payload, dict) or payload.get("format") != ARTIFACT_FORMAT:
-        raise InputError(f"{path}: not an exprfusion model file (format {ARTIFACT_FORMAT} expected)")
+    file_format = payload.get("format") if isinstance(payload, dict) else None
+    if file_format not in (ARTIFACT_FORMAT, *UPGRADABLE_FORMATS):
+        raise InputError(
+            f"{path}: not an exprfusion model file of a format this version reads (format {file_format!r}; "
+            f"expected {ARTIFACT_FORMAT}); retrain it with `exprfusion train` or `dvc repro`"
+        )
     missing = [key for key in ("model_config", "inference", "state_dict") if key not in payload]
     if missing:
         raise InputError(f"{path}: damaged exprfusion model file (no {', '.join(missing)})")
-    model = FusionTransformer(FusionConfig.from_dict(payload["model_config"]))
-    model.load_state_dict(payload["state_dict"])
+    config = dict(payload["model_config"])
+    if file_format in UPGRADABLE_FORMATS:
+        config["normalisation"] = "none"  # trained on raw features: the identity standardisers reproduce it
+    model = FusionTransformer(FusionConfig.from_dict(config))
+    state = dict(payload["state_dict"])
+    if file_format in UPGRADABLE_FORMATS:
+        state.update({key: value for key, value in model.state_dict().items() if "_standardiser." in key})
+    model.load_state_dict(state)
     model.to(device).eval()
     return model, InferenceSettings(**payload["inference"]), payload.get("metadata", {})

@@ -7,6 +7,7 @@ operation with the ``rows`` of a :class:`~exprfusion.windows.WindowIndex`, never
 from __future__ import annotations
 
 import functools
+import hashlib
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from exprfusion.annotations import media_name
 from exprfusion.corpus import MANIFEST_NAME, Corpus
 from exprfusion.errors import InputError
 from exprfusion.labels import IGNORE_LABEL
@@ -74,6 +76,65 @@ class SplitData:
             face_mask &= ~np.repeat(chosen, burst)[: len(face_mask)]
         mask = torch.from_numpy(face_mask).to(self.face_mask.device)
         return replace(self, face_mask=mask)
+
+
+def select_videos(data: SplitData, videos: list[int]) -> SplitData:
+    """A new split holding only the videos numbered ``videos`` (in that order), restacked contiguously."""
+    rows = [data.video_rows(video) for video in videos]
+    lengths = data.lengths[videos]
+
+    def stack(tensor: torch.Tensor) -> torch.Tensor:
+        return torch.cat([tensor[row] for row in rows]) if rows else tensor[:0]
+
+    return SplitData(
+        videos=[data.videos[video] for video in videos],
+        lengths=lengths,
+        offsets=contiguous_offsets(lengths),
+        fps=data.fps[videos],
+        visual=stack(data.visual),
+        audio=stack(data.audio),
+        face_mask=stack(data.face_mask),
+        audio_mask=stack(data.audio_mask),
+        labels=stack(data.labels),
+    )
+
+
+def _media_rank(media: str) -> str:
+    """A fixed pseudo-random order of media names (independent of the training seed and of the corpus order)."""
+    return hashlib.sha256(media.encode()).hexdigest()
+
+
+def holdout_split(data: SplitData, fraction: float) -> tuple[SplitData, SplitData]:
+    """Split a training split into (fit, holdout), disjoint by media: the two people of one video stay together.
+
+    Media are taken in a fixed hash order until the holdout holds at least ``fraction`` of the labelled frames.
+    Aff-Wild2 media mostly show one subject each, so a media-disjoint holdout is as close to subject-disjoint as
+    the annotations allow.
+
+    Raises:
+        InputError: ``fraction`` outside (0, 1), or fewer than two media in the split.
+    """
+    if not 0.0 < fraction < 1.0:
+        raise InputError(f"holdout_fraction must lie strictly between 0 and 1, got {fraction}")
+    groups: dict[str, list[int]] = {}
+    for number, video in enumerate(data.videos):
+        groups.setdefault(media_name(video), []).append(number)
+    if len(groups) < 2:
+        raise InputError(
+            f"selection on a holdout needs at least two training media, the split has {len(groups)}; "
+            "set selection: validation"
+        )
+    labels = data.labels.cpu().numpy()
+    labelled = np.array([int((labels[data.video_rows(v)] >= 0).sum()) for v in range(len(data.videos))])
+    target = fraction * max(int(labelled.sum()), 1)
+    held: list[int] = []
+    for media in sorted(groups, key=_media_rank):
+        if labelled[held].sum() >= target:
+            break
+        if len(held) + len(groups[media]) < len(data.videos):  # the fit split keeps at least one video
+            held.extend(groups[media])
+    fit = [video for video in range(len(data.videos)) if video not in set(held)]
+    return select_videos(data, fit), select_videos(data, sorted(held))
 
 
 def load_split(corpus: Corpus | str | Path, split: str) -> SplitData:

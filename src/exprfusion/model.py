@@ -1,9 +1,15 @@
 """The dual-branch audio-visual fusion Transformer, box by box in the order frames flow through it.
 
-    visual (B,T,Dv) ─┐                ┌─ ModalityProjection ─ TemporalEncoder ─┐   SafeCrossAttention (V reads A)
-                     ├ ModalityDropout┤                                        ├─  SafeCrossAttention (A reads V) ─┐
-    audio  (B,T,Da) ─┘                └─ ModalityProjection ─ TemporalEncoder ─┘                                   │
-                                                                      logits (B,T,C) ─ ClassifierHead ─ GatedFusion ┘
+    visual (B,T,Dv) ─ FeatureStandardiser ─┐                ┌─ ModalityProjection ─ TemporalEncoder ─┐
+                                           ├ ModalityDropout┤                                        ├─ ...
+    audio  (B,T,Da) ─ FeatureStandardiser ─┘                └─ ModalityProjection ─ TemporalEncoder ─┘
+        ... ─ SafeCrossAttention (V reads A) ─┐
+        ... ─ SafeCrossAttention (A reads V) ─┴─ GatedFusion ─ ClassifierHead ─ logits (B,T,C)
+
+Each modality is standardised per dimension first, with means and spreads fitted on the training frames where it is
+present and stored as buffers, so every consumer of the model (predict, evaluate, the service) applies them. Real
+frame features need this: their per-dimension means are often ten times their spread, and transformer hidden
+states carry a few dimensions 10–100 times larger than the rest.
 
 Availability masks (``face_mask``, ``audio_mask``: True = present) travel with the features. Every attention is
 "safe": a sample whose keys are all unavailable never forms a softmax over only -inf, so outputs and gradients stay
@@ -26,6 +32,7 @@ from exprfusion.labels import NUM_CLASSES
 from exprfusion.strict_dicts import dataclass_from_dict
 
 FUSION_MODES: tuple[str, ...] = ("gated", "visual", "audio")
+NORMALISATIONS: tuple[str, ...] = ("global", "none")
 
 
 @dataclass
@@ -48,6 +55,8 @@ class FusionConfig:
     n_classes: int = NUM_CLASSES
     max_len: int = 1024
     fusion: str = "gated"
+    # global: per-dimension standardisation fitted on the training frames (buffers); none: features as they come.
+    normalisation: str = "global"
 
     def __post_init__(self) -> None:
         if self.ff_dim is None:
@@ -64,6 +73,8 @@ class FusionConfig:
             raise InputError(f"FusionConfig.n_classes must be >= 2, got {self.n_classes}")
         if self.fusion not in FUSION_MODES:
             raise InputError(f"FusionConfig.fusion must be one of {FUSION_MODES}, got {self.fusion!r}")
+        if self.normalisation not in NORMALISATIONS:
+            raise InputError(f"FusionConfig.normalisation must be one of {NORMALISATIONS}, got {self.normalisation!r}")
 
     def to_dict(self) -> dict[str, Any]:
         """Return the config as a flat dict of plain Python values."""
@@ -124,6 +135,44 @@ def sinusoidal_positions(max_len: int, d_model: int) -> Tensor:
     table[:, 0::2] = torch.sin(angles)
     table[:, 1::2] = torch.cos(angles[:, : d_model // 2])
     return table
+
+
+class FeatureStandardiser(nn.Module):
+    """Per-dimension ``(x - mean) / std`` with statistics fitted once on training frames; identity until fitted.
+
+    The statistics are buffers: they travel in the state dict, so a saved model standardises its inputs wherever it
+    is loaded. A dimension that never varies keeps a spread of 1 (it is centred, not blown up).
+    """
+
+    CHUNK_ROWS = 65_536  # rows summed at a time, so fitting a full-scale split never holds it in float64
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(dim))
+        self.register_buffer("std", torch.ones(dim))
+
+    @torch.no_grad()
+    def fit(self, features: Tensor, present: Tensor) -> None:
+        """Fit mean and spread on the rows of ``features`` (N, dim) where ``present`` (N,) is True."""
+        rows = features[present.bool()]
+        if rows.shape[0] == 0:
+            return  # nothing to learn from: stay the identity
+        total = torch.zeros(rows.shape[1], dtype=torch.float64, device=rows.device)
+        squares = torch.zeros_like(total)
+        for start in range(0, rows.shape[0], self.CHUNK_ROWS):
+            chunk = rows[start : start + self.CHUNK_ROWS].to(torch.float64)
+            total += chunk.sum(dim=0)
+            squares += (chunk * chunk).sum(dim=0)
+        count = rows.shape[0]
+        mean = total / count
+        std = (squares / count - mean * mean).clamp(min=0.0).sqrt()
+        std = torch.where(std > 1e-6 * mean.abs().clamp(min=1.0), std, torch.ones_like(std))
+        self.mean.copy_(mean.to(self.mean.dtype))
+        self.std.copy_(std.to(self.std.dtype))
+
+    def forward(self, features: Tensor) -> Tensor:
+        """Standardise features (..., dim)."""
+        return (features - self.mean.to(features.dtype)) / self.std.to(features.dtype)
 
 
 class ModalityProjection(nn.Module):
@@ -244,9 +293,11 @@ class FusionTransformer(nn.Module):
         uses_visual = config.fusion in ("gated", "visual")
         uses_audio = config.fusion in ("gated", "audio")
         if uses_visual:
+            self.visual_standardiser = FeatureStandardiser(config.visual_dim)
             self.visual_projection = ModalityProjection(config.visual_dim, config)
             self.visual_encoder = TemporalEncoder(config)
         if uses_audio:
+            self.audio_standardiser = FeatureStandardiser(config.audio_dim)
             self.audio_projection = ModalityProjection(config.audio_dim, config)
             self.audio_encoder = TemporalEncoder(config)
         if uses_visual and uses_audio:
@@ -260,6 +311,18 @@ class FusionTransformer(nn.Module):
     def dtype(self) -> torch.dtype:
         """The floating dtype of the parameters; inputs are cast to it."""
         return self.head[-1].weight.dtype
+
+    def fit_standardisation(self, visual: Tensor, audio: Tensor, face_mask: Tensor, audio_mask: Tensor) -> None:
+        """Fit each branch's standardiser on the training frames (N, dim) where that modality is present.
+
+        With ``normalisation="none"`` the standardisers stay the identity.
+        """
+        if self.config.normalisation == "none":
+            return
+        if hasattr(self, "visual_standardiser"):
+            self.visual_standardiser.fit(visual, face_mask)
+        if hasattr(self, "audio_standardiser"):
+            self.audio_standardiser.fit(audio, audio_mask)
 
     def count_parameters(self, trainable_only: bool = True) -> int:
         """Number of (trainable, by default) parameters."""
@@ -285,13 +348,13 @@ class FusionTransformer(nn.Module):
         """
         face_mask, audio_mask = face_mask.bool(), audio_mask.bool()
         if self.config.fusion == "visual":
-            frames = self._encode(visual, face_mask, self.visual_projection, self.visual_encoder)
+            frames = self._encode(visual, face_mask, "visual")
         elif self.config.fusion == "audio":
-            frames = self._encode(audio, audio_mask, self.audio_projection, self.audio_encoder)
+            frames = self._encode(audio, audio_mask, "audio")
         else:
             face_mask, audio_mask = self.modality_dropout(face_mask, audio_mask, generator=generator)
-            visual_frames = self._encode(visual, face_mask, self.visual_projection, self.visual_encoder)
-            audio_frames = self._encode(audio, audio_mask, self.audio_projection, self.audio_encoder)
+            visual_frames = self._encode(visual, face_mask, "visual")
+            audio_frames = self._encode(audio, audio_mask, "audio")
             # Both directions read the other branch's encoder output, once, after the encoders.
             visual_frames, audio_frames = (
                 self.visual_reads_audio(visual_frames, audio_frames, audio_mask),
@@ -300,14 +363,15 @@ class FusionTransformer(nn.Module):
             frames = self.fusion(visual_frames, audio_frames, face_mask, audio_mask)  # (B, T, D)
         return self.head(frames)  # (B, T, n_classes)
 
-    def _encode(
-        self, features: Tensor, available: Tensor, projection: ModalityProjection, encoder: TemporalEncoder
-    ) -> Tensor:
-        """Project and encode one branch; features (B, T, in_dim) → (B, T, D)."""
+    def _encode(self, features: Tensor, available: Tensor, branch: str) -> Tensor:
+        """Standardise, project and encode one branch (``visual`` or ``audio``); features (B, T, in_dim) → (B, T, D)."""
+        standardiser: FeatureStandardiser = getattr(self, f"{branch}_standardiser")
+        projection: ModalityProjection = getattr(self, f"{branch}_projection")
+        encoder: TemporalEncoder = getattr(self, f"{branch}_encoder")
         if features.shape[:2] != available.shape:
             raise ValueError(f"Features {tuple(features.shape)} do not match mask {tuple(available.shape)}")
         if features.shape[-1] != projection.linear.in_features:
             raise ValueError(f"Expected feature dim {projection.linear.in_features}, got {features.shape[-1]}")
         # Unavailable frames may hold anything (zeros, stale values): blank them so they carry no information.
-        features = features.to(self.dtype).masked_fill(~available[..., None], 0.0)
+        features = standardiser(features.to(self.dtype)).masked_fill(~available[..., None], 0.0)
         return encoder(projection(features), available)

@@ -192,6 +192,7 @@ def _log_and_register_run(
     tracking.log_final_metrics(run_id, metrics)
     if isinstance(result, TrainResult):
         tracking.log_metrics(run_id, {"best_epoch": result.best_epoch})
+        tracking.log_validation_metrics(run_id, result.validation_metrics)
 
     with mlflow.start_run(run_id=run_id):
         mlflow.log_dict({"model": model_values, "train": train_values}, PARAMS_ARTIFACT)

@@ -138,6 +138,20 @@ def log_final_metrics(run_id: str, metrics: Mapping[str, Any], uri: str | None =
     log_metrics(run_id, flat, uri=uri)
 
 
+def log_validation_metrics(run_id: str, metrics: Mapping[str, Any], uri: str | None = None) -> None:
+    """Log the validation split's report of a chosen model as ``validation_<name>`` (per class: ``validation_f1_<C>``).
+
+    With selection on a holdout these scores played no part in choosing the model; they are what papers report.
+    """
+    flat: dict[str, float] = {}
+    for key, value in metrics.items():
+        if key == "per_class_f1":
+            flat.update({f"validation_f1_{name}": float(score) for name, score in value.items()})
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            flat[f"validation_{key}"] = float(value)
+    log_metrics(run_id, flat, uri=uri)
+
+
 def start_run(
     experiment_id: str,
     name: str,

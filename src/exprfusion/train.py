@@ -15,8 +15,8 @@ import torch
 from exprfusion.artifact import InferenceSettings
 from exprfusion.atomic import atomic_path
 from exprfusion.corpus import Corpus
-from exprfusion.data import SplitData, gather_windows, load_split
-from exprfusion.devices import autocast_for, resolve_device
+from exprfusion.data import SplitData, gather_windows, holdout_split, load_split
+from exprfusion.devices import PRECISIONS, autocast_for, resolve_device
 from exprfusion.epoch_report import EpochReport
 from exprfusion.errors import InputError
 from exprfusion.inference import INFERENCE_BATCH_SIZE
@@ -27,6 +27,7 @@ from exprfusion.seeding import seed_everything
 from exprfusion.strict_dicts import dataclass_from_dict
 
 CHECKPOINT_NAME = "checkpoint.pt"
+SELECTIONS: tuple[str, ...] = ("holdout", "validation")
 
 
 @dataclass
@@ -53,7 +54,13 @@ class TrainConfig:
     patience: int = 4
     seed: int = 0
     device: str = "auto"
+    # auto: bf16 autocast where the hardware has it natively (CUDA, CPUs with AVX-512 BF16 or AMX), else fp32.
+    precision: str = "auto"
     eval_batch_size: int = INFERENCE_BATCH_SIZE
+    # What early stopping (and the search built on it) selects by: "holdout", a media-disjoint slice of the training
+    # split (the validation split is then only reported), or "validation" (as papers that select on it do).
+    selection: str = "holdout"
+    holdout_fraction: float = 0.2  # share of the training split's labelled frames held out for selection
 
     def __post_init__(self) -> None:
         if self.stride is None:
@@ -62,6 +69,10 @@ class TrainConfig:
             self.eval_stride = max(1, self.window // 4)
         if self.median_kernel < 1 or self.median_kernel % 2 == 0:
             raise InputError(f"median_kernel must be an odd integer >= 1, got {self.median_kernel}")
+        if self.precision not in PRECISIONS:
+            raise InputError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if self.selection not in SELECTIONS:
+            raise InputError(f"selection must be one of {SELECTIONS}, got {self.selection!r}")
 
     def inference(self) -> InferenceSettings:
         """The inference settings a model trained with this config should be served with."""
@@ -86,6 +97,9 @@ class TrainResult:
     best_metrics: dict[str, float]
     history: list[EpochReport] = field(default_factory=list)
     stopped_early: bool = False
+    # The validation split's scores of the best model, measured once after training; with selection "validation"
+    # they are the best epoch's own.
+    validation_metrics: dict[str, Any] = field(default_factory=dict)
 
 
 def warmup_cosine(total_steps: int, warmup_fraction: float) -> Callable[[int], float]:
@@ -102,7 +116,7 @@ def warmup_cosine(total_steps: int, warmup_fraction: float) -> Callable[[int], f
 
 
 # Settings a resumed run may change: they move the run, not its results.
-RESUMABLE_CHANGES: frozenset[str] = frozenset({"device", "eval_batch_size"})
+RESUMABLE_CHANGES: frozenset[str] = frozenset({"device", "eval_batch_size", "precision"})
 
 
 def _differences(saved: dict[str, Any], current: dict[str, Any], ignore: frozenset[str] = frozenset()) -> list[str]:
@@ -166,7 +180,9 @@ def train_model(
         progress: optional ``callback(done, total)`` over epochs.
 
     Returns:
-        The best model (by validation macro-F1 after voting + median filtering) and the history.
+        The best model (by macro-F1 after voting + median filtering on the selection split: a media-disjoint holdout
+        of the training split, or the validation split with ``selection="validation"``), its history, and the
+        validation split's scores of that model.
     """
     generator = seed_everything(config.seed)
     device = resolve_device(config.device)
@@ -174,7 +190,11 @@ def train_model(
         corpus = Corpus(corpus)
     corpus_hash = corpus.content_hash() if corpus is not None else None
     train_data, val_data = splits or (load_split(corpus, "train"), load_split(corpus, "validation"))
-    train_data, val_data = train_data.to(device), val_data.to(device)
+    if config.selection == "holdout":
+        train_data, select_data = holdout_split(train_data, config.holdout_fraction)
+    else:
+        select_data = val_data
+    train_data, select_data = train_data.to(device), select_data.to(device)
     model_config = FusionConfig.from_dict(
         {
             **model_config.to_dict(),
@@ -184,6 +204,7 @@ def train_model(
         }
     )
     model = FusionTransformer(model_config).to(device)
+    model.fit_standardisation(train_data.visual, train_data.audio, train_data.face_mask, train_data.audio_mask)
     counts = np.bincount(train_data.labels[train_data.labels >= 0].cpu().numpy(), minlength=model_config.n_classes)
     weights = inverse_frequency_weights(counts, config.class_weight_power) if config.class_weight_power else None
     loss_fn = FocalLoss(gamma=config.focal_gamma, class_weights=weights).to(device)
@@ -226,7 +247,7 @@ def train_model(
         for step in range(steps_per_epoch):
             ids = order[step * config.batch_size : (step + 1) * config.batch_size]
             batch = gather_windows(train_data, rows[ids], valid[ids])
-            with autocast_for(device):
+            with autocast_for(device, config.precision):
                 logits = model(batch.visual, batch.audio, batch.face_mask, batch.audio_mask, generator=generator)
             loss = loss_fn(logits, batch.labels, _frame_mask(model_config, batch))
             optimizer.zero_grad(set_to_none=True)
@@ -236,7 +257,7 @@ def train_model(
             scheduler.step()
             total_loss += float(loss.detach())
             n_batches += 1
-        metrics = score_split(model, val_data, config.inference(), batch_size=config.eval_batch_size).metrics
+        metrics = score_split(model, select_data, config.inference(), batch_size=config.eval_batch_size).metrics
         report = EpochReport(
             epoch=epoch,
             train_loss=total_loss / max(1, n_batches),
@@ -274,12 +295,19 @@ def train_model(
     if best["state"] is not None:
         model.load_state_dict(best["state"])
     model.eval()
+    if config.selection == "validation" and best["epoch"] >= 0:
+        reported = dict(best["metrics"])
+    else:  # the validation split is scored once, after the model is chosen
+        reported = score_split(
+            model, val_data.to(device), config.inference(), batch_size=config.eval_batch_size
+        ).metrics
     return TrainResult(
         model=model,
         best_epoch=int(best["epoch"]),
         best_metrics=dict(best["metrics"]),
         history=history,
         stopped_early=stopped_early,
+        validation_metrics=reported,
     )
 
 
@@ -288,6 +316,8 @@ def training_metadata(result: TrainResult, train_config: TrainConfig, corpus: Co
     return {
         "best_epoch": result.best_epoch,
         "best_metrics": result.best_metrics,
+        "selection": train_config.selection,
+        "validation_metrics": result.validation_metrics,
         "epochs_run": len(result.history),
         "stopped_early": result.stopped_early,
         "train_config": train_config.to_dict(),

@@ -140,6 +140,7 @@ def close_child_run(run_id: str, result: TrainResult, uri: str) -> None:
     """Log the best epoch's final metrics (per-class F1 included) and mark the child run finished."""
     final = {**result.best_metrics, "best_epoch": result.best_epoch}
     tracking.log_final_metrics(run_id, final, uri)
+    tracking.log_validation_metrics(run_id, result.validation_metrics, uri)
     tracking.set_tags(run_id, {"stopped_by": "patience" if result.stopped_early else "max_epochs"}, uri)
     tracking.finish_run(run_id, "FINISHED", uri)
 

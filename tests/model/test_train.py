@@ -18,8 +18,17 @@ from exprfusion.model import FusionConfig
 from exprfusion.train import CHECKPOINT_NAME, TrainConfig, train_model
 
 TINY_MODEL = FusionConfig(d_model=16, n_layers=1, n_heads=2, dropout=0.1, modality_dropout=0.2)
+# Selection on the validation split: these tests are about the training loop, whose epochs they steer by it.
 TINY_TRAIN = TrainConfig(
-    epochs=3, batch_size=4, window=16, stride=8, eval_stride=8, median_kernel=3, lr=3e-3, device="cpu"
+    epochs=3,
+    batch_size=4,
+    window=16,
+    stride=8,
+    eval_stride=8,
+    median_kernel=3,
+    lr=3e-3,
+    device="cpu",
+    selection="validation",
 )
 # For the planted-signal corpus: 4 x 128 training frames, 60 windows of 16, 8 steps per epoch.
 LEARN_TRAIN = dataclasses.replace(TINY_TRAIN, batch_size=8, epochs=5)

@@ -1,0 +1,130 @@
+"""Feature standardisation lives inside the model: fitted on present training frames, saved, applied everywhere."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+from factories import make_learnable_record
+
+from exprfusion.artifact import load_model, save_model
+from exprfusion.corpus import CorpusWriter
+from exprfusion.data import load_split
+from exprfusion.inference import predict_split
+from exprfusion.model import FeatureStandardiser, FusionConfig, FusionTransformer
+from exprfusion.predict import predict_video
+from exprfusion.train import TrainConfig, train_model
+
+MODEL = FusionConfig(d_model=16, n_layers=1, n_heads=2, modality_dropout=0.1)
+TRAIN = TrainConfig(epochs=2, batch_size=8, window=16, median_kernel=3, lr=3e-3)
+# A per-dimension affine map of the kind real features show: offsets ten times the spread, one massive dimension.
+VISUAL_SCALE = np.array([2.0, 0.5, 1.0, 4.0, 1.0, 0.25, 30.0, 1.0])
+VISUAL_OFFSET = np.array([10.0, -8.0, 5.0, 20.0, -6.0, 3.0, 100.0, 7.0])
+AUDIO_SCALE = np.array([0.5, 2.0, 1.0, 3.0, 1.0, 0.5])
+AUDIO_OFFSET = np.array([-10.0, -12.0, -6.0, -8.0, -14.0, -5.0])
+
+
+def _records(transform: bool) -> list:
+    records = []
+    for name, split, seed in (("t0", "train", 0), ("t1", "train", 1), ("t2", "train", 2), ("v0", "validation", 9)):
+        faces = np.ones(96, dtype=bool)
+        faces[40:50] = False  # absent faces hold zeros, which must not enter the fitted statistics
+        record = make_learnable_record(name, split, n=96, seed=seed, face_mask=faces)
+        if transform:
+            visual = record.visual.astype(np.float64) * VISUAL_SCALE + VISUAL_OFFSET
+            visual[~faces] = 0.0
+            audio = record.audio.astype(np.float64) * AUDIO_SCALE + AUDIO_OFFSET
+            record = replace(record, visual=visual.astype(np.float32), audio=audio.astype(np.float32))
+        records.append(record)
+    return records
+
+
+def _corpus(root, transform: bool):
+    with CorpusWriter(root) as writer:
+        for record in _records(transform):
+            writer.add(record)
+    return root
+
+
+@pytest.fixture(scope="module")
+def corpora(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("normalisation")
+    return _corpus(folder / "plain", transform=False), _corpus(folder / "shifted", transform=True)
+
+
+def test_standardiser_fits_present_rows_only_by_hand():
+    standardiser = FeatureStandardiser(2)
+    features = torch.tensor([[1.0, 10.0], [3.0, 10.0], [1e6, -1e6]])
+    standardiser.fit(features, torch.tensor([True, True, False]))
+    # Present rows: dim 0 holds 1 and 3 → mean 2, spread 1; dim 1 never varies → spread kept at 1.
+    torch.testing.assert_close(standardiser.mean, torch.tensor([2.0, 10.0]))
+    torch.testing.assert_close(standardiser.std, torch.tensor([1.0, 1.0]))
+    torch.testing.assert_close(standardiser(torch.tensor([[4.0, 11.0]])), torch.tensor([[2.0, 1.0]]))
+
+
+def test_statistics_survive_save_and_load(corpora, tmp_path):
+    plain, _ = corpora
+    model = train_model(plain, MODEL, replace(TRAIN, epochs=1)).model
+    path = save_model(tmp_path / "model.pt", model, TRAIN.inference())
+    loaded, _, _ = load_model(path)
+    for name in ("visual_standardiser.mean", "visual_standardiser.std", "audio_standardiser.std"):
+        torch.testing.assert_close(loaded.state_dict()[name], model.state_dict()[name])
+    # Fitted, not the identity: the learnable visual rows are noise plus a planted 3 on one dimension per class.
+    assert not torch.allclose(loaded.visual_standardiser.std, torch.ones(8))
+
+
+def test_shifted_and_scaled_features_give_the_same_labels(corpora):
+    plain, shifted = corpora
+    labels = []
+    for root in (plain, shifted):
+        model = train_model(root, MODEL, TRAIN).model
+        labels.append(predict_split(model, load_split(root, "validation"), TRAIN.inference()).labels)
+    # float16 storage of the shifted features rounds them, so allow a few frames to flip.
+    agreement = float(np.mean(labels[0] == labels[1]))
+    assert agreement >= 0.97, f"only {agreement:.1%} of frames agree"
+
+
+def test_normalisation_none_keeps_the_identity_statistics(corpora):
+    plain, shifted = corpora
+    config = replace(MODEL, normalisation="none")
+    outputs = [train_model(root, config, TRAIN).model.visual_standardiser.mean for root in (plain, shifted)]
+    assert all(torch.equal(mean, torch.zeros(8)) for mean in outputs), "normalisation none keeps the identity"
+
+
+def test_every_consumer_reads_the_fitted_statistics(corpora):
+    plain, _ = corpora
+    model = train_model(plain, MODEL, replace(TRAIN, epochs=1)).model
+    validation = load_split(plain, "validation")
+    rows = validation.video_rows(0)
+    arrays = (validation.visual[rows], validation.audio[rows], validation.face_mask[rows], validation.audio_mask[rows])
+    labels, _ = predict_video(model, TRAIN.inference(), *arrays)
+    np.testing.assert_array_equal(labels, predict_split(model, validation, TRAIN.inference()).labels)
+    # The same weights with the statistics reset to the identity predict something else: the statistics matter.
+    identity = FusionTransformer(model.config)
+    state = {k: v for k, v in model.state_dict().items() if "_standardiser." not in k}
+    identity.load_state_dict(state, strict=False)
+    changed, _ = predict_video(identity.eval(), TRAIN.inference(), *arrays)
+    assert not np.array_equal(changed, labels)
+
+
+def test_a_version_one_artefact_is_upgraded_to_the_identity(tmp_path):
+    model = FusionTransformer(replace(MODEL, visual_dim=8, audio_dim=6, normalisation="none")).eval()
+    state = {k: v for k, v in model.state_dict().items() if "_standardiser." not in k}
+    config = {k: v for k, v in model.config.to_dict().items() if k != "normalisation"}
+    payload = {
+        "format": "exprfusion-model/1",
+        "class_names": [],
+        "model_config": config,
+        "inference": TRAIN.inference().to_dict(),
+        "metadata": {},
+        "state_dict": state,
+    }
+    torch.save(payload, tmp_path / "old.pt")
+    loaded, _, _ = load_model(tmp_path / "old.pt")
+    visual = torch.randn(1, 16, 8)
+    audio = torch.randn(1, 16, 6)
+    masks = torch.ones(1, 16, dtype=torch.bool)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(visual, audio, masks, masks), model(visual, audio, masks, masks))
