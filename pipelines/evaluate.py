@@ -1,12 +1,14 @@
 """DVC stage `evaluate`: score models/model.pt → reports/metrics.json (DVC metrics) and reports/plots/.
 
-The metrics and plots are also attached to the MLflow run of the training (reports/registration.json).
+The metrics and plots are also attached to the MLflow run of the training (reports/registration.json). The line
+comparing the model with its logistic-regression baseline is printed, with a warning when the model does not beat
+it; the stage still succeeds (the evaluation is a report, not a gate).
 """
 
 import json
 from pathlib import Path
 
-from exprfusion.evaluate import EvaluateConfig, evaluate_model
+from exprfusion.evaluate import EvaluateConfig, baseline_lines, evaluate_model
 from exprfusion.params import load_section
 from exprfusion.progress import progress_callback
 from exprfusion.registry import log_evaluation
@@ -27,6 +29,9 @@ def main() -> None:
         )
     log_evaluation(json.loads(REGISTRATION.read_text())["run_id"], metrics, PLOTS)
     print(f"macro_f1 {metrics['macro_f1']:.4f}  accuracy {metrics['accuracy']:.4f}; wrote {METRICS} and {PLOTS}/")
+    summary, warnings = baseline_lines(metrics)
+    for line in ([summary] if summary else []) + warnings:
+        print(line)
 
 
 if __name__ == "__main__":

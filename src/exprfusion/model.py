@@ -57,6 +57,11 @@ class FusionConfig:
     fusion: str = "gated"
     # global: per-dimension standardisation fitted on the training frames (buffers); none: features as they come.
     normalisation: str = "global"
+    # Weight of the per-branch auxiliary losses (a classifier head on each encoder's output, trained on the frames
+    # where its modality is present), so that each branch predicts well alone; 0 builds no auxiliary heads.
+    aux_loss_weight: float = 0.0
+    # Of the windows modality dropout hits, the share that loses the face (the rest lose the audio).
+    visual_drop_share: float = 0.5
 
     def __post_init__(self) -> None:
         if self.ff_dim is None:
@@ -66,13 +71,15 @@ class FusionConfig:
                 raise InputError(f"FusionConfig.{name} must be >= 1, got {getattr(self, name)}")
         if self.d_model % self.n_heads:
             raise InputError(f"FusionConfig.n_heads={self.n_heads} must divide d_model={self.d_model}")
-        for name in ("dropout", "modality_dropout"):
+        for name in ("dropout", "modality_dropout", "visual_drop_share"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise InputError(f"FusionConfig.{name} must lie in [0, 1], got {getattr(self, name)}")
         if self.n_classes < 2:
             raise InputError(f"FusionConfig.n_classes must be >= 2, got {self.n_classes}")
         if self.fusion not in FUSION_MODES:
             raise InputError(f"FusionConfig.fusion must be one of {FUSION_MODES}, got {self.fusion!r}")
+        if self.aux_loss_weight < 0:
+            raise InputError(f"FusionConfig.aux_loss_weight must be >= 0, got {self.aux_loss_weight}")
         if self.normalisation not in NORMALISATIONS:
             raise InputError(f"FusionConfig.normalisation must be one of {NORMALISATIONS}, got {self.normalisation!r}")
 
@@ -99,16 +106,17 @@ def _safe_key_padding(available: Tensor) -> tuple[Tensor, Tensor]:
 
 
 class ModalityDropout(nn.Module):
-    """In training, drop one whole modality from a window with probability ``p`` (visual or audio, 1/2 each).
+    """In training, drop one whole modality from a window with probability ``p`` (the face with ``visual_share``).
 
     Dropping sets that branch's availability mask all False; the model then zeroes its features. A modality is
     never dropped when the other one has no available frame in the window, so a window never loses both.
     Draws come from ``generator`` when given, else from the global RNG (deterministic under ``torch.manual_seed``).
     """
 
-    def __init__(self, p: float) -> None:
+    def __init__(self, p: float, visual_share: float = 0.5) -> None:
         super().__init__()
         self.p = p
+        self.visual_share = visual_share
 
     def forward(
         self, face_mask: Tensor, audio_mask: Tensor, generator: torch.Generator | None = None
@@ -120,7 +128,7 @@ class ModalityDropout(nn.Module):
         device = generator.device if generator is not None else face_mask.device
         draws = torch.rand(2, batch, generator=generator, device=device).to(face_mask.device)  # (2, B)
         drop_window = draws[0] < self.p
-        choose_visual = draws[1] < 0.5
+        choose_visual = draws[1] < self.visual_share
         drop_visual = drop_window & choose_visual & audio_mask.any(dim=1)  # (B,)
         drop_audio = drop_window & ~choose_visual & face_mask.any(dim=1)
         return face_mask & ~drop_visual[:, None], audio_mask & ~drop_audio[:, None]
@@ -301,7 +309,10 @@ class FusionTransformer(nn.Module):
             self.audio_projection = ModalityProjection(config.audio_dim, config)
             self.audio_encoder = TemporalEncoder(config)
         if uses_visual and uses_audio:
-            self.modality_dropout = ModalityDropout(config.modality_dropout)
+            self.modality_dropout = ModalityDropout(config.modality_dropout, config.visual_drop_share)
+            if config.aux_loss_weight > 0:
+                self.visual_aux_head = ClassifierHead(config)
+                self.audio_aux_head = ClassifierHead(config)
             self.visual_reads_audio = SafeCrossAttention(config)
             self.audio_reads_visual = SafeCrossAttention(config)
             self.fusion = GatedFusion(config)
@@ -336,6 +347,7 @@ class FusionTransformer(nn.Module):
         audio_mask: Tensor,
         *,
         generator: torch.Generator | None = None,
+        branch_outputs: dict[str, tuple[Tensor, Tensor]] | None = None,
     ) -> Tensor:
         """Return per-frame logits (B, T, n_classes).
 
@@ -345,6 +357,8 @@ class FusionTransformer(nn.Module):
             face_mask: (B, T) bool, True where a face was found.
             audio_mask: (B, T) bool, True where audio is present.
             generator: optional RNG for modality dropout (training only).
+            branch_outputs: a dict to fill, when the model has auxiliary heads, with ``{"visual": (logits, mask),
+                "audio": (logits, mask)}``: each branch's own logits and the frames it saw (after modality dropout).
         """
         face_mask, audio_mask = face_mask.bool(), audio_mask.bool()
         if self.config.fusion == "visual":
@@ -355,6 +369,9 @@ class FusionTransformer(nn.Module):
             face_mask, audio_mask = self.modality_dropout(face_mask, audio_mask, generator=generator)
             visual_frames = self._encode(visual, face_mask, "visual")
             audio_frames = self._encode(audio, audio_mask, "audio")
+            if branch_outputs is not None and hasattr(self, "visual_aux_head"):
+                branch_outputs["visual"] = (self.visual_aux_head(visual_frames), face_mask)
+                branch_outputs["audio"] = (self.audio_aux_head(audio_frames), audio_mask)
             # Both directions read the other branch's encoder output, once, after the encoders.
             visual_frames, audio_frames = (
                 self.visual_reads_audio(visual_frames, audio_frames, audio_mask),

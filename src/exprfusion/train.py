@@ -248,8 +248,18 @@ def train_model(
             ids = order[step * config.batch_size : (step + 1) * config.batch_size]
             batch = gather_windows(train_data, rows[ids], valid[ids])
             with autocast_for(device, config.precision):
-                logits = model(batch.visual, batch.audio, batch.face_mask, batch.audio_mask, generator=generator)
+                branches: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+                logits = model(
+                    batch.visual,
+                    batch.audio,
+                    batch.face_mask,
+                    batch.audio_mask,
+                    generator=generator,
+                    branch_outputs=branches,
+                )
             loss = loss_fn(logits, batch.labels, _frame_mask(model_config, batch))
+            for branch_logits, seen in branches.values():  # each branch learns to predict alone where it sees
+                loss = loss + model_config.aux_loss_weight * loss_fn(branch_logits, batch.labels, seen)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)

@@ -113,7 +113,8 @@ def workspace(tmp_path_factory):
 
 def test_train_prints_epochs_and_writes_the_artefact(workspace):
     root, result = workspace
-    assert "epoch 1/1" in result.stderr and "best epoch 1: macro-F1" in result.stderr
+    assert "epoch 1/1" in result.stderr and "best epoch 1 on the holdout split: macro-F1" in result.stderr
+    assert "validation: macro-F1" in result.stderr
     model, inference, metadata = load_model(root / "models" / "model.pt")
     assert (model.config.d_model, model.config.n_layers, model.config.visual_dim) == (16, 1, 8)
     assert (inference.window, inference.stride) == (16, 4)

@@ -226,3 +226,35 @@ def test_submission_matches_per_video_prediction(model_path, corpus, tmp_path):
             model, inference, data.visual[rows], data.audio[rows], data.face_mask[rows], data.audio_mask[rows]
         )
         np.testing.assert_array_equal(submitted[video], labels)
+
+
+def test_evaluation_reports_the_baseline_beside_the_model(evaluation):
+    metrics, reports, _ = evaluation
+    baseline = metrics["baseline"]
+    assert set(baseline) == {
+        "visual", "audio", "both", "compared_with", "reference_macro_f1", "margin", "beats_baseline",
+        "audio_floor_margin", "reaches_audio_floor", "smoothing", "train_frames",
+    }  # fmt: skip
+    best = max(baseline["visual"], baseline["audio"], baseline["both"])
+    assert baseline["reference_macro_f1"] == best and baseline[baseline["compared_with"]] == best
+    assert baseline["margin"] == pytest.approx(metrics["macro_f1"] - best)
+    assert baseline["beats_baseline"] == (metrics["macro_f1"] > best)
+    assert baseline["audio_floor_margin"] == pytest.approx(metrics["robustness"]["1.0"] - baseline["audio"])
+    # The 3 train videos of 60 frames: the labelled frames with a face or audio (audio is everywhere).
+    assert baseline["train_frames"] == sum(
+        (make_record(f"t{i}", "train", n=60, seed=i).labels >= 0).sum() for i in range(3)
+    )
+    assert json.loads((reports / "scores" / "metrics.json").read_text())["baseline"] == baseline
+
+
+def test_evaluation_without_the_baseline(model_path, corpus, tmp_path):
+    metrics = evaluate_model(
+        model_path,
+        corpus,
+        metrics_path=tmp_path / "metrics.json",
+        plots_dir=tmp_path,
+        config=EvaluateConfig.from_dict(
+            {"timeline_videos": 0, "robustness_fractions": [0.0], "baseline": {"enabled": False}}
+        ),
+    )
+    assert "baseline" not in metrics

@@ -337,3 +337,30 @@ def test_config_rejects_unknown_keys_by_name():
 def test_config_rejects_invalid_values(bad):
     with pytest.raises(ValueError):
         FusionConfig(**bad)
+
+
+def test_auxiliary_heads_give_each_branch_its_own_logits_and_frames():
+    config = FusionConfig(visual_dim=8, audio_dim=6, d_model=16, n_layers=1, n_heads=2, aux_loss_weight=0.5)
+    model = FusionTransformer(config).eval()
+    visual, audio = torch.randn(2, 10, 8), torch.randn(2, 10, 6)
+    face_mask = torch.ones(2, 10, dtype=torch.bool)
+    face_mask[0, :4] = False
+    audio_mask = torch.ones(2, 10, dtype=torch.bool)
+    branches = {}
+    logits = model(visual, audio, face_mask, audio_mask, branch_outputs=branches)
+    assert set(branches) == {"visual", "audio"}
+    for branch_logits, _seen in branches.values():
+        assert branch_logits.shape == logits.shape
+    assert torch.equal(branches["visual"][1], face_mask), "the visual head is scored where a face was seen"
+    plain = FusionTransformer(FusionConfig(visual_dim=8, audio_dim=6, d_model=16, n_layers=1, n_heads=2))
+    untouched = {}
+    plain(visual, audio, face_mask, audio_mask, branch_outputs=untouched)
+    assert untouched == {} and not hasattr(plain, "visual_aux_head"), "no auxiliary heads without their loss"
+
+
+def test_visual_drop_share_one_drops_only_faces():
+    dropout = ModalityDropout(1.0, visual_share=1.0).train()
+    face_mask = torch.ones(64, 5, dtype=torch.bool)
+    audio_mask = torch.ones(64, 5, dtype=torch.bool)
+    faces, audio = dropout(face_mask, audio_mask, generator=torch.Generator().manual_seed(0))
+    assert not faces.any() and audio.all()

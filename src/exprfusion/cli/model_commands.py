@@ -128,8 +128,7 @@ def evaluate(
 ) -> None:
     """Score a model on a corpus split: macro-F1 three ways, per class, robustness to missing faces, plots.
 
-    The model is compared with a logistic-regression baseline fitted on the train split of the same corpus; a model
-    that does not beat it gets a warning line.
+    Also scores a logistic-regression baseline fitted on the corpus's train split, and warns if the model trails it.
     """
     from exprfusion.evaluate import EvaluateConfig, baseline_lines, evaluate_model
     from exprfusion.progress import progress_callback
