@@ -82,6 +82,32 @@ class VideoFrames:
         return build_window_index([self.n_frames], window, stride)
 
 
+def centred_per_video(frames: FrameStreams, lengths: np.ndarray, offsets: np.ndarray) -> tuple[Tensor, Tensor]:
+    """Visual and audio features with each video's mean over its present frames subtracted (absent rows untouched).
+
+    What a face embedding says about who the person is, and what a recording says about its room, is roughly constant
+    over a video; removing it leaves the expression. Computed over the whole video, so it needs the whole video.
+    """
+    centred = []
+    for features, present in ((frames.visual, frames.face_mask), (frames.audio, frames.audio_mask)):
+        values = features.float().clone()
+        for offset, length in zip(offsets.tolist(), lengths.tolist(), strict=True):
+            rows = slice(offset, offset + length)
+            mask = present[rows].bool()
+            if mask.any():
+                values[rows][mask] -= values[rows][mask].mean(dim=0)
+        centred.append(values)
+    return centred[0], centred[1]
+
+
+def _model_view(model: FusionTransformer, frames: FrameStreams, index: WindowIndex) -> FrameStreams:
+    """The frames as the model reads them: centred per video when its normalisation asks for it."""
+    if model.config.normalisation != "video":
+        return frames
+    visual, audio = centred_per_video(frames, index.lengths, index.offsets)
+    return VideoFrames(visual=visual, audio=audio, face_mask=frames.face_mask, audio_mask=frames.audio_mask)
+
+
 @torch.no_grad()
 def window_logits(
     model: FusionTransformer, frames: FrameStreams, index: WindowIndex, batch_size: int = INFERENCE_BATCH_SIZE
@@ -90,6 +116,7 @@ def window_logits(
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
+    frames = _model_view(model, frames, index)
     source = frames.visual.device
     rows = torch.from_numpy(index.rows).to(source)
     valid = torch.from_numpy(index.valid).to(source)

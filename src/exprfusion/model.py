@@ -32,7 +32,7 @@ from exprfusion.labels import NUM_CLASSES
 from exprfusion.strict_dicts import dataclass_from_dict
 
 FUSION_MODES: tuple[str, ...] = ("gated", "visual", "audio")
-NORMALISATIONS: tuple[str, ...] = ("global", "none")
+NORMALISATIONS: tuple[str, ...] = ("global", "video", "none")
 
 
 @dataclass
@@ -55,7 +55,9 @@ class FusionConfig:
     n_classes: int = NUM_CLASSES
     max_len: int = 1024
     fusion: str = "gated"
-    # global: per-dimension standardisation fitted on the training frames (buffers); none: features as they come.
+    # global: per-dimension standardisation fitted on the training frames (buffers); video: each video's mean over
+    # its present frames subtracted first (identity and recording removed; inference.centred_per_video), then
+    # standardised; none: features as they come.
     normalisation: str = "global"
     # Weight of the per-branch auxiliary losses (a classifier head on each encoder's output, trained on the frames
     # where its modality is present), so that each branch predicts well alone; 0 builds no auxiliary heads.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -19,7 +20,7 @@ from exprfusion.data import SplitData, gather_windows, holdout_split, load_split
 from exprfusion.devices import PRECISIONS, autocast_for, resolve_device
 from exprfusion.epoch_report import EpochReport
 from exprfusion.errors import InputError
-from exprfusion.inference import INFERENCE_BATCH_SIZE
+from exprfusion.inference import INFERENCE_BATCH_SIZE, centred_per_video
 from exprfusion.losses import FocalLoss, inverse_frequency_weights
 from exprfusion.model import FusionConfig, FusionTransformer
 from exprfusion.scoring import score_split
@@ -204,6 +205,9 @@ def train_model(
         }
     )
     model = FusionTransformer(model_config).to(device)
+    if model_config.normalisation == "video":  # what the model reads at inference (inference.window_logits)
+        visual, audio = centred_per_video(train_data, train_data.lengths, train_data.offsets)
+        train_data = dataclasses.replace(train_data, visual=visual, audio=audio)
     model.fit_standardisation(train_data.visual, train_data.audio, train_data.face_mask, train_data.audio_mask)
     counts = np.bincount(train_data.labels[train_data.labels >= 0].cpu().numpy(), minlength=model_config.n_classes)
     weights = inverse_frequency_weights(counts, config.class_weight_power) if config.class_weight_power else None

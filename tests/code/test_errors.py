@@ -68,7 +68,8 @@ def test_command_input_error_is_one_line_with_exit_status_2(tmp_path):
     assert result.returncode == 2
     # One line, the name printed as given (not read as markup), no traceback, nothing written.
     assert _stderr_lines(result.stderr) == [
-        "error: unknown synthetic profile '[bold]huge'; choose one of ['default', 'full', 'tiny']"
+        "error: unknown synthetic profile '[bold]huge'; "
+        "choose one of ['default', 'full', 'realistic', 'realistic-tiny', 'tiny']"
     ]
     assert not (tmp_path / "c").exists()
 

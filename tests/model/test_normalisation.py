@@ -12,7 +12,7 @@ from factories import make_learnable_record
 from exprfusion.artifact import load_model, save_model
 from exprfusion.corpus import CorpusWriter
 from exprfusion.data import load_split
-from exprfusion.inference import predict_split
+from exprfusion.inference import centred_per_video, predict_split
 from exprfusion.model import FeatureStandardiser, FusionConfig, FusionTransformer
 from exprfusion.predict import predict_video
 from exprfusion.train import TrainConfig, train_model
@@ -128,3 +128,20 @@ def test_a_version_one_artefact_is_upgraded_to_the_identity(tmp_path):
     masks = torch.ones(1, 16, dtype=torch.bool)
     with torch.no_grad():
         torch.testing.assert_close(loaded(visual, audio, masks, masks), model(visual, audio, masks, masks))
+
+
+def test_video_normalisation_removes_each_video_s_offset(corpora):
+    plain, _ = corpora
+    validation = load_split(plain, "validation")
+    shifted = replace(validation, visual=validation.visual.float() + 50.0 * validation.face_mask[:, None].float())
+    visual, _ = centred_per_video(shifted, validation.lengths, validation.offsets)
+    faces = validation.face_mask
+    # Hand check: after centring, the present rows average to zero in every dimension, absent rows stay as they were.
+    torch.testing.assert_close(visual[faces].mean(dim=0), torch.zeros(8), atol=1e-3, rtol=0)
+    torch.testing.assert_close(visual[~faces], shifted.visual[~faces].float())
+    config = replace(MODEL, normalisation="video")
+    model = train_model(plain, config, replace(TRAIN, epochs=1)).model
+    # A constant offset added to one video's faces changes nothing for a model that centres each video.
+    before = predict_split(model, validation, TRAIN.inference()).labels
+    after = predict_split(model, shifted, TRAIN.inference()).labels
+    np.testing.assert_array_equal(before, after)

@@ -1,10 +1,18 @@
 """The Aff-Wild2-shaped synthetic corpus: profiles, the frame-level story of each video, its features."""
 
 from exprfusion.synthetic.generate import generate_corpus, resolve_profile
-from exprfusion.synthetic.profiles import PROFILES, ModalitySignal, SplitSize, SyntheticProfile, get_profile
+from exprfusion.synthetic.profiles import (
+    PROFILES,
+    FeatureStatistics,
+    ModalitySignal,
+    SplitSize,
+    SyntheticProfile,
+    get_profile,
+)
 
 __all__ = [
     "PROFILES",
+    "FeatureStatistics",
     "ModalitySignal",
     "SplitSize",
     "SyntheticProfile",

@@ -4,7 +4,9 @@ Each modality has a small latent space holding one prototype per class. A frame'
 prototype of its expression times its intensity, plus the subject's identity offset, a slow AR(1) drift and
 i.i.d. per-frame noise; a fixed random projection (per-dimension scale and bias, a few large "outlier"
 dimensions, small per-dimension noise) maps it to the feature width. Where the information lies is set by the
-profile's :class:`~exprfusion.synthetic.profiles.ModalitySignal` of each modality.
+profile's :class:`~exprfusion.synthetic.profiles.ModalitySignal` of each modality; a profile may also give the
+features the value statistics of real ones (:mod:`exprfusion.synthetic.statistics`) and give each subject a
+neutral face that dominates the visual features.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from exprfusion.synthetic.sequences import (
     MediaPlan,
     stream,
 )
+from exprfusion.synthetic.statistics import apply_floor, dimension_affine
 
 _CHUNK_FRAMES = 4096  # projection is done in chunks so a long video never needs a float32 copy of itself
 _OUTLIER_DIMS = 4
@@ -89,6 +92,8 @@ def build_modality(signal: ModalitySignal, dim: int, rng: np.random.Generator, *
     dim_bias = rng.normal(0.0, 0.3, size=dim)
     outliers = rng.choice(dim, size=min(_OUTLIER_DIMS, dim // 16), replace=False)
     dim_bias[outliers] = rng.choice((-1.0, 1.0), size=outliers.size) * rng.uniform(4.0, 8.0, size=outliers.size)
+    if signal.statistics.active:  # drawn after the generic scales, so profiles without statistics are unchanged
+        dim_scale, dim_bias = dimension_affine(signal.statistics, dim, rng)
     return ModalityWorld(
         signal=signal,
         prototypes=prototypes,
@@ -110,21 +115,25 @@ def build_world(profile: SyntheticProfile, seed: int, visual_dim: int, audio_dim
 
 @dataclass(frozen=True)
 class SubjectIdentity:
-    """What makes one person recognisable across videos: latent offsets and how expressive they are."""
+    """What makes one person recognisable across videos: latent offsets, how expressive they are and, where the
+    profile asks for one, their neutral face (float32 ``[visual_dim]``, in units of each dimension's scale)."""
 
     visual: np.ndarray
     audio: np.ndarray
     expressiveness: float
+    face: np.ndarray | None = None
 
 
 def subject_identity(profile: SyntheticProfile, seed: int, subject: int) -> SubjectIdentity:
     """The identity of a subject, the same in every video the subject appears in."""
     rng = stream(seed, SUBJECT_STREAM, subject)
-    return SubjectIdentity(
-        visual=(rng.standard_normal(profile.visual.latent_dim) * profile.visual.subject_spread).astype(np.float32),
-        audio=(rng.standard_normal(profile.audio.latent_dim) * profile.audio.subject_spread).astype(np.float32),
-        expressiveness=float(rng.uniform(*profile.expressiveness)),
-    )
+    visual = (rng.standard_normal(profile.visual.latent_dim) * profile.visual.subject_spread).astype(np.float32)
+    audio = (rng.standard_normal(profile.audio.latent_dim) * profile.audio.subject_spread).astype(np.float32)
+    expressiveness = float(rng.uniform(*profile.expressiveness))
+    face = None
+    if profile.face_identity > 0:  # drawn last, so profiles without neutral faces are unchanged
+        face = (rng.standard_normal(profile.visual_dim) * profile.face_identity).astype(np.float32)
+    return SubjectIdentity(visual=visual, audio=audio, expressiveness=expressiveness, face=face)
 
 
 def ar1_drift(n: int, dim: int, std: float, seconds: float, fps: float, rng: np.random.Generator) -> np.ndarray:
@@ -142,16 +151,22 @@ def _nuisance(n: int, signal: ModalitySignal, fps: float, rng: np.random.Generat
     return latent
 
 
-def project(latent: np.ndarray, world: ModalityWorld, rng: np.random.Generator) -> np.ndarray:
-    """Map latent vectors ``[n, L]`` to float16 features ``[n, D]``, adding per-dimension noise."""
+def project(
+    latent: np.ndarray, world: ModalityWorld, rng: np.random.Generator, bias: np.ndarray | None = None
+) -> np.ndarray:
+    """Map latent vectors ``[n, L]`` to float16 features ``[n, D]``, adding per-dimension noise.
+
+    ``bias`` (float32 ``[D]``) replaces the modality's per-dimension offset, e.g. to add a subject's neutral face.
+    """
     n, dim = latent.shape[0], world.projection.shape[1]
+    bias = world.dim_bias if bias is None else bias
     features = np.empty((n, dim), dtype=np.float16)
     noise = np.empty((min(n, _CHUNK_FRAMES), dim), dtype=np.float32)
     for start in range(0, n, _CHUNK_FRAMES):
         stop = min(n, start + _CHUNK_FRAMES)
         chunk = latent[start:stop] @ world.projection
         chunk *= world.dim_scale
-        chunk += world.dim_bias
+        chunk += bias
         block = noise[: stop - start]
         rng.standard_normal(out=block, dtype=np.float32)
         block *= world.signal.dim_noise
@@ -171,7 +186,7 @@ def render_media(plan: MediaPlan, world: World, profile: SyntheticProfile, seed:
         latent = scale[:, None] * world.visual.prototypes[person.expression]
         latent += identity.visual
         latent += _nuisance(n, world.visual.signal, fps, rng)
-        features = project(latent, world.visual, rng)
+        features = project(latent, world.visual, rng, _neutral_face(identity, world.visual))
         features[~person.face_mask] = 0  # no face, no visual embedding
         visuals.append(features)
     audio = _render_audio(plan, identities, world.audio, rng)
@@ -193,6 +208,14 @@ def render_media(plan: MediaPlan, world: World, profile: SyntheticProfile, seed:
     ]
 
 
+def _neutral_face(identity: SubjectIdentity, world: ModalityWorld) -> np.ndarray | None:
+    """The per-dimension offset of a subject's face: the modality's offsets plus the subject's neutral face (None
+    where the profile has no neutral faces)."""
+    if identity.face is None:
+        return None
+    return (world.dim_bias + world.dim_scale * identity.face).astype(np.float32)
+
+
 def _render_audio(
     plan: MediaPlan, identities: list[SubjectIdentity], world: ModalityWorld, rng: np.random.Generator
 ) -> np.ndarray:
@@ -210,4 +233,6 @@ def _render_audio(
     latent[silent] = world.silence
     room = rng.standard_normal(world.signal.latent_dim).astype(np.float32) * world.signal.subject_spread
     latent += room + _nuisance(n, world.signal, plan.fps, rng)
-    return project(latent, world, rng)
+    features = project(latent, world, rng)
+    apply_floor(features, silent, world.signal.statistics, rng)
+    return features

@@ -67,7 +67,8 @@ def generate_corpus(
 
     Args:
         out: corpus root to create (see :class:`exprfusion.corpus.CorpusWriter`).
-        profile: a name in ``PROFILES`` (``tiny``, ``default``, ``full``) or a ``SyntheticProfile``.
+        profile: a name in ``PROFILES`` (``tiny``, ``default``, ``full``, ``realistic``, ``realistic-tiny``) or
+            a ``SyntheticProfile``.
         seed: the one seed every random choice derives from.
         visual_dim: visual feature width; None keeps the profile's.
         audio_dim: audio feature width; None keeps the profile's.

@@ -1,4 +1,5 @@
-"""Every knob of the synthetic corpus, grouped into named profiles (``tiny``, ``default``, ``full``).
+"""Every knob of the synthetic corpus, grouped into named profiles (``tiny``, ``default``, ``full``, and
+``realistic``/``realistic-tiny`` with the value statistics and identity-dominated faces of real features).
 
 The class priors are the Aff-Wild2 EXPR frame counts (frames with a face) of the official train and validation
 splits; the test split follows the validation prior. All durations are in seconds, so frame counts follow each
@@ -7,7 +8,7 @@ video's fps.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -54,6 +55,55 @@ class SplitSize:
 
 
 @dataclass(frozen=True)
+class FeatureStatistics:
+    """How the values of one modality's features are spread, as in real pretrained-model features.
+
+    Off by default (``spread == 0``): the features then keep generic embedding-like scales. When on, feature
+    dimension ``d`` is ``offset_d + scale_d * x_d`` (``x_d`` of unit order, carrying the expression), so the
+    statistics change the values but not where the information lies.
+
+    Attributes:
+        spread: median per-dimension scale ``scale_d``; 0 turns the statistics off.
+        spread_sigma: log-normal spread of the scales around it.
+        offset_ratio: range of ``|offset_d| / scale_d`` (uniform).
+        negative: all offsets negative (log energies) instead of a random sign per dimension.
+        massive_dims: dimensions with a "massive activation": an offset ``massive_ratio`` times the median offset
+            magnitude, with the ordinary small variation around it.
+        massive_ratio: range of that multiple (uniform).
+        floor: lowest value (a log energy floor): every value is clipped there and frames where nobody speaks sit
+            on it; None for no floor.
+        floor_noise: scale of the non-negative noise above the floor on those frames.
+    """
+
+    spread: float = 0.0
+    spread_sigma: float = 0.0
+    offset_ratio: tuple[float, float] = (0.0, 0.0)
+    negative: bool = False
+    massive_dims: int = 0
+    massive_ratio: tuple[float, float] = (20.0, 60.0)
+    floor: float | None = None
+    floor_noise: float = 0.02
+
+    def __post_init__(self) -> None:
+        for name in ("spread", "spread_sigma", "floor_noise", "massive_dims"):
+            if getattr(self, name) < 0:
+                raise InputError(f"feature statistics: {name} must be >= 0, got {getattr(self, name)}")
+        if not 0 <= self.offset_ratio[0] <= self.offset_ratio[1]:
+            raise InputError(
+                f"feature statistics: offset_ratio must be (low, high) with 0 <= low <= high, got {self.offset_ratio}"
+            )
+        if not 0 < self.massive_ratio[0] <= self.massive_ratio[1]:
+            raise InputError(
+                f"feature statistics: massive_ratio must be (low, high) with 0 < low <= high, got {self.massive_ratio}"
+            )
+
+    @property
+    def active(self) -> bool:
+        """Whether these statistics replace the generic feature scales."""
+        return self.spread > 0
+
+
+@dataclass(frozen=True)
 class ModalitySignal:
     """How one modality encodes the expression.
 
@@ -73,6 +123,7 @@ class ModalitySignal:
         drift_seconds: correlation time of that nuisance.
         subject_spread: per-dimension standard deviation of a subject's identity offset.
         dim_noise: standard deviation of the independent noise added to every feature dimension.
+        statistics: the value statistics of the written features (off by default).
     """
 
     latent_dim: int
@@ -86,6 +137,7 @@ class ModalitySignal:
     drift_seconds: float = 2.0
     subject_spread: float = 0.3
     dim_noise: float = 0.1
+    statistics: FeatureStatistics = FeatureStatistics()
 
 
 # The face separates the common classes well but confuses Anger with Disgust and Fear with Surprise; the rare
@@ -116,6 +168,25 @@ AUDIO_SIGNAL = ModalitySignal(
     subject_spread=0.12,
     dim_noise=0.1,
 )
+
+# Real-feature value statistics (off in the profiles above): transformer hidden states (BEiT) have per-dimension
+# means several times their spread and a few "massive activation" dimensions 20-60x the typical mean; log-mel
+# energies are negative (about -5 to -13) with silence sitting at a floor of -14.
+HIDDEN_STATE_STATISTICS = FeatureStatistics(
+    spread=0.5, spread_sigma=0.5, offset_ratio=(8.0, 16.0), massive_dims=3, massive_ratio=(20.0, 60.0)
+)
+LOG_MEL_STATISTICS = FeatureStatistics(
+    spread=0.6, spread_sigma=0.25, offset_ratio=(9.0, 17.0), negative=True, floor=-14.0, floor_noise=0.02
+)
+# Slightly less per-frame face noise than the default, so that the per-frame visual probe stays near 0.3 with
+# the subjects' faces in the way.
+REALISTIC_VISUAL_SIGNAL = replace(VISUAL_SIGNAL, statistics=HIDDEN_STATE_STATISTICS, frame_noise=0.75)
+REALISTIC_AUDIO_SIGNAL = replace(AUDIO_SIGNAL, statistics=LOG_MEL_STATISTICS)
+# A subject's neutral face: per-dimension spread 1.0 (in units of each dimension's scale), about 3x the spread of
+# the class means around it, so the face says mostly who the person is.
+REALISTIC_FACE_IDENTITY = 1.0
+# Few subjects, each in about 2.5 videos: ~10 in the default-sized train split, ~4 in validation.
+REALISTIC_SUBJECTS_PER_PERSON = 0.4
 
 DEFAULT_FPS_MIX: tuple[tuple[float, float], ...] = (
     (30.0, 0.66),
@@ -152,6 +223,9 @@ class SyntheticProfile:
         speaker_switch: probability that a two-person conversation changes speaker after a pause.
         no_audio_rate: share of single-person media without a usable audio track.
         subjects_per_person: distinct subjects per person-video in a split (below 1: subjects recur).
+        face_identity: per-dimension spread, in units of the dimension's scale, of each subject's neutral face: a
+            fixed random feature vector the expression varies around (0: off; subjects then differ only by their
+            small latent offsets).
         visual, audio: how each modality encodes the expression.
     """
 
@@ -181,6 +255,7 @@ class SyntheticProfile:
     speaker_switch: float = 0.75
     no_audio_rate: float = 0.05
     subjects_per_person: float = 0.75
+    face_identity: float = 0.0
     visual: ModalitySignal = field(default=VISUAL_SIGNAL)
     audio: ModalitySignal = field(default=AUDIO_SIGNAL)
 
@@ -213,6 +288,32 @@ PROFILES: dict[str, SyntheticProfile] = {
         name="full",
         train=SplitSize(videos=248, labelled_frames=597_361, pairs=10, min_frames=300, max_frames=30_000),
         validation=SplitSize(videos=70, labelled_frames=284_230, pairs=4, min_frames=300, max_frames=40_000),
+    ),
+    # The default size with the value statistics of real features and identity-dominated faces.
+    "realistic": SyntheticProfile(
+        name="realistic",
+        train=SplitSize(videos=24, labelled_frames=30_000, pairs=2, min_frames=400, max_frames=3_000),
+        validation=SplitSize(videos=10, labelled_frames=12_000, pairs=1, min_frames=400, max_frames=3_000),
+        test=SplitSize(videos=3, labelled_frames=3_000, min_frames=400, max_frames=3_000),
+        subjects_per_person=REALISTIC_SUBJECTS_PER_PERSON,
+        face_identity=REALISTIC_FACE_IDENTITY,
+        visual=REALISTIC_VISUAL_SIGNAL,
+        audio=REALISTIC_AUDIO_SIGNAL,
+    ),
+    # The same in seconds, for tests: 4 train subjects, 2 validation subjects.
+    "realistic-tiny": SyntheticProfile(
+        name="realistic-tiny",
+        train=SplitSize(videos=10, labelled_frames=3_000, pairs=1, min_frames=150, max_frames=500),
+        validation=SplitSize(videos=5, labelled_frames=1_500, min_frames=150, max_frames=500),
+        test=SplitSize(videos=1, labelled_frames=300, min_frames=150, max_frames=500),
+        visual_dim=64,
+        audio_dim=64,
+        segment_median_seconds=1.5,
+        no_audio_rate=0.2,
+        subjects_per_person=REALISTIC_SUBJECTS_PER_PERSON,
+        face_identity=REALISTIC_FACE_IDENTITY,
+        visual=REALISTIC_VISUAL_SIGNAL,
+        audio=REALISTIC_AUDIO_SIGNAL,
     ),
 }
 
