@@ -235,7 +235,8 @@ def _log_and_register_run(
 
 
 def evaluation_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
-    """Flatten ``metrics.json`` into MLflow metrics ``eval_<name>``, ``eval_f1_<Class>``, ``eval_robustness_<f>``."""
+    """Flatten ``metrics.json`` into MLflow metrics ``eval_<name>``, ``eval_f1_<Class>``, ``eval_robustness_<f>``
+    and ``eval_baseline_<name>`` (the baseline's macro-F1 per input and the model's margin over it)."""
     flat: dict[str, float] = {}
     for key, value in metrics.items():
         if isinstance(value, bool) or key == "robustness_seed":
@@ -246,6 +247,8 @@ def evaluation_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
             flat.update({f"eval_f1_{name}": float(score) for name, score in value.items()})
         elif key == "robustness":
             flat.update({f"eval_robustness_{fraction}": float(score) for fraction, score in value.items()})
+        elif key == "baseline":
+            flat.update(tracking.flat_metrics(value, "eval_baseline_", "eval_baseline_f1_"))
     return flat
 
 

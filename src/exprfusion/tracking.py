@@ -127,15 +127,20 @@ def epoch_logger(run_id: str, uri: str | None = None) -> Callable[[EpochReport],
     return log_epoch
 
 
-def log_final_metrics(run_id: str, metrics: Mapping[str, Any], uri: str | None = None) -> None:
-    """Log a run's final metrics under ``final_<name>``; a ``per_class_f1`` mapping becomes ``f1_<Class>``."""
+def flat_metrics(metrics: Mapping[str, Any], prefix: str, per_class_prefix: str) -> dict[str, float]:
+    """Numbers of a metrics dict as ``<prefix><name>``; a ``per_class_f1`` mapping as ``<per_class_prefix><Class>``."""
     flat: dict[str, float] = {}
     for key, value in metrics.items():
         if key == "per_class_f1":
-            flat.update({f"f1_{name}": float(score) for name, score in value.items()})
+            flat.update({f"{per_class_prefix}{name}": float(score) for name, score in value.items()})
         elif isinstance(value, int | float) and not isinstance(value, bool):
-            flat[f"final_{key}"] = float(value)
-    log_metrics(run_id, flat, uri=uri)
+            flat[f"{prefix}{key}"] = float(value)
+    return flat
+
+
+def log_final_metrics(run_id: str, metrics: Mapping[str, Any], uri: str | None = None) -> None:
+    """Log a run's final metrics under ``final_<name>``; a ``per_class_f1`` mapping becomes ``f1_<Class>``."""
+    log_metrics(run_id, flat_metrics(metrics, "final_", "f1_"), uri=uri)
 
 
 def log_validation_metrics(run_id: str, metrics: Mapping[str, Any], uri: str | None = None) -> None:
@@ -143,13 +148,7 @@ def log_validation_metrics(run_id: str, metrics: Mapping[str, Any], uri: str | N
 
     With selection on a holdout these scores played no part in choosing the model; they are what papers report.
     """
-    flat: dict[str, float] = {}
-    for key, value in metrics.items():
-        if key == "per_class_f1":
-            flat.update({f"validation_f1_{name}": float(score) for name, score in value.items()})
-        elif isinstance(value, int | float) and not isinstance(value, bool):
-            flat[f"validation_{key}"] = float(value)
-    log_metrics(run_id, flat, uri=uri)
+    log_metrics(run_id, flat_metrics(metrics, "validation_", "validation_f1_"), uri=uri)
 
 
 def start_run(

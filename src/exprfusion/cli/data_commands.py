@@ -17,7 +17,10 @@ from exprfusion.progress import console
 @clean_errors
 def synth(
     out: Annotated[Path, typer.Option(help="Folder to write the corpus into.")] = Path("data/corpus"),
-    profile: Annotated[str, typer.Option(help="Size profile: tiny, default or full (Aff-Wild2 scale).")] = "default",
+    profile: Annotated[
+        str,
+        typer.Option(help="Profile: tiny, default, full (Aff-Wild2 scale), realistic, realistic-tiny (real-like)."),
+    ] = "default",
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives byte-identical files.")] = 0,
     visual_dim: Annotated[int | None, typer.Option(help="Visual feature width (profile default if unset).")] = None,
     audio_dim: Annotated[int | None, typer.Option(help="Audio feature width (profile default if unset).")] = None,
