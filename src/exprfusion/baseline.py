@@ -172,7 +172,8 @@ class FittedBaseline:
         probabilities = np.full((data.n_frames, NUM_CLASSES), np.nan)
         if self.classifier is None or self.design is None:
             return probabilities
-        rows = np.flatnonzero(present(_split_frames(data, slice(None)), self.modality))
+        masks = {name: getattr(data, name).cpu().numpy() for name in ("face_mask", "audio_mask")}
+        rows = np.flatnonzero(present(masks, self.modality))  # the masks only: the features are read per chunk
         for start in range(0, rows.size, _PREDICT_CHUNK):
             chunk = rows[start : start + _PREDICT_CHUNK]
             scores = np.zeros((chunk.size, NUM_CLASSES))

@@ -10,6 +10,7 @@ import functools
 import hashlib
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -133,7 +134,8 @@ def holdout_split(data: SplitData, fraction: float) -> tuple[SplitData, SplitDat
             break
         if len(held) + len(groups[media]) < len(data.videos):  # the fit split keeps at least one video
             held.extend(groups[media])
-    fit = [video for video in range(len(data.videos)) if video not in set(held)]
+    held_set = set(held)
+    fit = [video for video in range(len(data.videos)) if video not in held_set]
     return select_videos(data, fit), select_videos(data, sorted(held))
 
 
@@ -203,12 +205,21 @@ class WindowBatch:
     labels: Tensor  # (B, T) int64
 
 
+def gather_inputs(frames: Any, rows: Tensor, valid: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """The model's inputs of the windows ``rows`` (B, T) of any frame streams (visual, audio, face and audio masks).
+
+    Padding positions (``valid`` False) count as absent in both masks.
+    """
+    return (
+        frames.visual[rows],
+        frames.audio[rows],
+        frames.face_mask[rows] & valid,
+        frames.audio_mask[rows] & valid,
+    )
+
+
 def gather_windows(data: SplitData, rows: Tensor, valid: Tensor) -> WindowBatch:
     """Gather windows by global row indices ``rows`` (B, T) with ``valid`` (B, T) marking real frames."""
-    return WindowBatch(
-        visual=data.visual[rows],
-        audio=data.audio[rows],
-        face_mask=data.face_mask[rows] & valid,
-        audio_mask=data.audio_mask[rows] & valid,
-        labels=data.labels[rows].masked_fill(~valid, IGNORE_LABEL),
-    )
+    visual, audio, face_mask, audio_mask = gather_inputs(data, rows, valid)
+    labels = data.labels[rows].masked_fill(~valid, IGNORE_LABEL)
+    return WindowBatch(visual=visual, audio=audio, face_mask=face_mask, audio_mask=audio_mask, labels=labels)

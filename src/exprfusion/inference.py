@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 from exprfusion.artifact import InferenceSettings
+from exprfusion.data import gather_inputs
 from exprfusion.devices import autocast_for
 from exprfusion.errors import InputError
 from exprfusion.model import FusionTransformer
@@ -123,13 +124,9 @@ def window_logits(
     outputs = []
     for batch_ids in window_batches(index.n_windows, batch_size):
         ids = torch.from_numpy(batch_ids).to(source)
-        batch_rows, batch_valid = rows[ids], valid[ids]
-        visual = frames.visual[batch_rows].to(device)
-        audio = frames.audio[batch_rows].to(device)
-        face_mask = (frames.face_mask[batch_rows] & batch_valid).to(device)  # padding counts as absent
-        audio_mask = (frames.audio_mask[batch_rows] & batch_valid).to(device)
+        inputs = (tensor.to(device) for tensor in gather_inputs(frames, rows[ids], valid[ids]))
         with autocast_for(device):
-            logits = model(visual, audio, face_mask, audio_mask)
+            logits = model(*inputs)
         outputs.append(logits.float().cpu().numpy())
     model.train(was_training)
     return np.concatenate(outputs)
