@@ -5,10 +5,14 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 MLFLOW_TRACKING_URI ?= sqlite:///mlflow.db
 export MLFLOW_TRACKING_URI
+# BentoML's store: $BENTOML_HOME (default ~/bentoml). The project sends BentoML no usage statistics.
+BENTOML_DO_NOT_TRACK ?= True
+export BENTOML_DO_NOT_TRACK
+SERVE_PORT ?= 3000
 # Stage commands (`python pipelines/...`) must find the project environment.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install repro test test-fast lint format mlflow-ui clean
+.PHONY: install repro test test-fast lint format mlflow-ui serve clean
 
 # torch==2.13.0 goes in first (the CPU build) so that nothing later pulls a CUDA build.
 $(STAMP): pyproject.toml
@@ -39,6 +43,10 @@ format: install
 
 mlflow-ui: install
 	$(BIN)/mlflow ui --backend-store-uri $(MLFLOW_TRACKING_URI) --port 5000
+
+# Serves the Bento the package stage built (models/package/bento.json), rebuilt first if this store lacks it.
+serve: install
+	tag=$$($(BIN)/python serving/bento_tag.py) && $(BIN)/bentoml serve "$$tag" --host 127.0.0.1 --port $(SERVE_PORT)
 
 clean:
 	rm -rf data reports models ray_results mlruns mlflow.db .dvc/tmp

@@ -1,10 +1,11 @@
 """The ablation: the paper's rows (modality, modality dropout p, width d, depth l) and the levers for real features.
 
 The lever rows change one setting of the fusion row each: no feature normalisation (``norm=none``), each video's
-mean subtracted before standardising (``norm=video``), per-branch
-auxiliary losses (``aux=0.3``), modality dropout that mostly hides the face (``drop=face``), class weights
-(``cw=0.5``), stronger weight decay (``wd=0.2``), and selection on the validation split instead of a training
-holdout (``sel=val``).
+mean subtracted before standardising (``norm=video``), per-branch auxiliary losses (``aux=0.3``), modality dropout
+that mostly hides the face (``drop=face``), class weights (``cw=0.5``), stronger weight decay (``wd=0.2``), feature
+dropout and noise on the standardised inputs (``idrop=0.3``, ``noise=0.5``), windows of 128 frames instead of 32
+(``w=128``; the strides scale with it), and selection on the validation split instead of a training holdout
+(``sel=val``).
 
 Every run trains the fusion Transformer with the same data and schedule. For each run the table shows:
 - macro-F1 after voting + median filtering, and accuracy;
@@ -59,14 +60,18 @@ ROWS: dict[str, dict] = {
     "norm=video": {**BEST, "normalisation": "video"},
     "aux=0.3": {**BEST, "aux_loss_weight": 0.3},
     "drop=face": {**BEST, "modality_dropout": 0.3, "visual_drop_share": 1.0},
+    "idrop=0.3": {**BEST, "input_dropout": 0.3},
+    "noise=0.5": {**BEST, "input_noise": 0.5},
     "cw=0.5": BEST,
     "wd=0.2": BEST,
+    "w=128": BEST,
     "sel=val": BEST,
 }
 # Training settings a row changes (every other row trains with the defaults of TrainConfig).
 TRAIN_ROWS: dict[str, dict] = {
     "cw=0.5": {"class_weight_power": 0.5},
     "wd=0.2": {"weight_decay": 0.2},
+    "w=128": {"window": 128},
     "sel=val": {"selection": "validation"},
 }
 

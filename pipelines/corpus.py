@@ -2,7 +2,7 @@
 
 from exprfusion.build_corpus import build_corpus
 from exprfusion.params import load_section
-from exprfusion.progress import progress_callback
+from exprfusion.progress import console, progress_callback
 from exprfusion.stage import run_stage
 
 
@@ -10,7 +10,7 @@ def main() -> None:
     """Read the `data` params and build the corpus."""
     params = load_section("data")
     with progress_callback(f"corpus ({params['source']})") as update:
-        build_corpus(params, progress=update)
+        build_corpus(params, progress=update, notify=console.print)
 
 
 if __name__ == "__main__":

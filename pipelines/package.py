@@ -1,9 +1,9 @@
-"""DVC stage `package`: copy and check the model artefact into models/package/ with a model_card.json."""
+"""DVC stage `package`: check the model artefact into models/package/ with a model_card.json, and build its Bento."""
 
 import json
 from pathlib import Path
 
-from exprfusion.packaging import package_model
+from exprfusion.packaging import build_bento, package_model
 from exprfusion.params import load_section
 from exprfusion.stage import run_stage
 
@@ -11,10 +11,12 @@ MODEL = Path("models/model.pt")
 METRICS = Path("reports/metrics.json")
 REGISTRATION = Path("reports/registration.json")
 PACKAGE = Path("models/package")
+SOURCE_ROOT = Path(__file__).resolve().parents[1]  # what serving/bentofile.yaml includes is relative to it
+BENTOFILE = SOURCE_ROOT / "serving" / "bentofile.yaml"
 
 
 def main() -> None:
-    """Read the `package` params and package the model with its card."""
+    """Read the `package` params, package the model with its card, and build the Bento that serves it."""
     params = load_section("package")
     card = package_model(
         MODEL,
@@ -24,6 +26,8 @@ def main() -> None:
         smoke_frames=params["smoke_frames"],
     )
     print(f"wrote {card}")
+    build = build_bento(PACKAGE, BENTOFILE, SOURCE_ROOT)
+    print(f"built Bento {build.bento_tag} (model {build.model_tag}) in {build.build_seconds:.1f} s")
 
 
 if __name__ == "__main__":

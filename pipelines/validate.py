@@ -1,22 +1,22 @@
-"""DVC stage `validate`: check the corpus (splits, feature widths, content hashes) and write reports/validation.json."""
+"""DVC stage `validate`: run the corpus expectations; write reports/validation.json and the data docs."""
 
-from exprfusion.corpus_checks import check_corpus
+from exprfusion.corpus_checks import ValidationSettings, validate_corpus
 from exprfusion.params import load_section
+from exprfusion.progress import progress_callback
 from exprfusion.stage import run_stage
 
 REPORT = "reports/validation.json"
+DATA_DOCS = "reports/data_docs"
 
 
 def main() -> None:
     """Read the `validate` params and check the corpus; a failing check exits non-zero naming the videos."""
-    params = load_section("validate")
-    report = check_corpus(
-        load_section("data")["out"],
-        REPORT,
-        required_splits=params["required_splits"],
-        verify_hashes=params["verify_hashes"],
-    )
-    print(f"corpus ok: {report['n_videos']} videos, hash {report['corpus_hash'][:12]}; wrote {REPORT}")
+    settings = ValidationSettings(**load_section("validate"))
+    with progress_callback("validate") as update:
+        report = validate_corpus(
+            load_section("data")["out"], REPORT, data_docs=DATA_DOCS, settings=settings, progress=update
+        )
+    print(f"corpus ok: {report['n_videos']} videos, hash {report['corpus_hash'][:12]}; wrote {REPORT}, {DATA_DOCS}")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,9 @@
   manifest.parquet                         one row per video (MANIFEST_COLUMNS); written last
 ```
 
+A corpus made by a feature extractor records it in the manifest's key-value metadata under ``extractor`` (JSON: the
+models, their revisions or hashes, layers, pooling, dtypes); :attr:`Corpus.extractor` reads it back (None when absent).
+
 A video exists in the corpus only once its manifest row exists; the manifest is written last and atomically, so a
 crash mid-write never leaves a half-written video that looks complete. Every file is itself written to a temporary
 name and renamed into place.
@@ -37,6 +40,7 @@ from exprfusion.errors import InputError, MissingInputError
 from exprfusion.labels import CLASS_NAMES, IGNORE_LABEL, NUM_CLASSES, SPLIT_DIRS, SPLITS
 
 MANIFEST_NAME = "manifest.parquet"
+EXTRACTOR_KEY = "extractor"  # manifest metadata key naming the feature extractor that made the corpus
 INFO_NAME = "corpus.json"
 LAYOUT_VERSION = 1
 FEATURE_KINDS: tuple[str, ...] = ("visual", "audio", "face_mask", "audio_mask")
@@ -178,9 +182,12 @@ class CorpusWriter:
             writer.add(record)
     """
 
-    def __init__(self, root: str | Path, *, overwrite: bool = False, source: str = "") -> None:
+    def __init__(
+        self, root: str | Path, *, overwrite: bool = False, source: str = "", extractor: dict[str, Any] | None = None
+    ) -> None:
         self.root = Path(root)
         self.source = source
+        self.extractor = extractor  # stored in the manifest's metadata (EXTRACTOR_KEY) when given
         if self.root.exists() and not (self.root.is_dir() and not any(self.root.iterdir())) and not overwrite:
             raise CorpusError(f"{self.root} already exists and is not empty; pass overwrite=True to replace it")
         # Everything is written into a sibling staging folder and swapped in by close(): an interrupted write
@@ -247,7 +254,7 @@ class CorpusWriter:
         frame = manifest_frame(self._rows)
         info = {"layout_version": LAYOUT_VERSION, "source": self.source, "n_videos": len(frame)}
         _atomic_write(self.stage / INFO_NAME, lambda handle: handle.write(json.dumps(info, indent=2).encode()))
-        _atomic_write(self.stage / MANIFEST_NAME, lambda handle: frame.to_parquet(handle, index=False))
+        _atomic_write(self.stage / MANIFEST_NAME, lambda handle: _write_manifest(handle, frame, self.extractor))
         previous = self.root.parent / f".{self.root.name}.previous"
         shutil.rmtree(previous, ignore_errors=True)
         if self.root.exists():
@@ -270,6 +277,19 @@ class CorpusWriter:
             self.close()
         else:
             self.abort()
+
+
+def _write_manifest(handle: Any, frame: pd.DataFrame, extractor: dict[str, Any] | None) -> None:
+    """Write the manifest table; with an extractor, its JSON goes into the file's metadata under EXTRACTOR_KEY."""
+    if extractor is None:
+        frame.to_parquet(handle, index=False)  # the bytes of corpora without an extractor stay as they always were
+        return
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    metadata = {**(table.schema.metadata or {}), EXTRACTOR_KEY.encode(): json.dumps(extractor, sort_keys=True).encode()}
+    pq.write_table(table.replace_schema_metadata(metadata), handle)
 
 
 def manifest_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
@@ -306,6 +326,23 @@ class Corpus:
 
     def __len__(self) -> int:
         return len(self.manifest)
+
+    @property
+    def extractor(self) -> dict[str, Any] | None:
+        """The feature extractor recorded in the manifest (models, revisions or hashes, layers, pooling, dtypes).
+
+        None for corpora that were synthesised, imported, or written before the record existed.
+        """
+        import pyarrow.parquet as pq
+
+        path = self.root / MANIFEST_NAME
+        raw = (pq.read_schema(path).metadata or {}).get(EXTRACTOR_KEY.encode())
+        if raw is None:
+            return None
+        try:
+            return json.loads(raw)
+        except json.JSONDecodeError as error:
+            raise CorpusError(f"{path}: the {EXTRACTOR_KEY!r} metadata is not valid JSON ({error})") from None
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.videos())

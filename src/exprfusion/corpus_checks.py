@@ -1,108 +1,154 @@
-"""Checks a corpus must pass before anything trains on it: required splits, consistent widths, intact files.
+"""Checks a corpus must pass before anything trains on it: the ``validate`` stage and ``exprfusion validate``.
 
-These run in the DVC ``validate`` stage; every problem names the video it concerns, and the report is written
-whether the corpus passes or not.
+One pass over every video's files gives a table of per-video statistics (:mod:`exprfusion.video_stats`); the Great
+Expectations suite of :mod:`exprfusion.expectations` runs on that table: files present and readable, lengths and
+feature widths, finite values, labels in -1..7, face rates within bounds, every class in train, no video in two
+splits, no duplicate content, content hashes equal to the manifest's. The JSON report and the HTML data docs are
+written whether the corpus passes or not; a failure names each video and the expectations it breaks.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from exprfusion.atomic import write_json
-from exprfusion.corpus import FEATURE_KINDS, Corpus, CorpusError, feature_path
+from exprfusion.corpus import Corpus, CorpusError
 from exprfusion.errors import InputError
+from exprfusion.expectations import ExpectationOutcome, run_corpus_suite
 from exprfusion.labels import SPLITS
+from exprfusion.video_stats import video_statistics
 
 
-def _split_problems(corpus: Corpus, required_splits: Sequence[str]) -> list[str]:
-    """Required splits that are missing or have no labelled frame."""
-    problems = []
-    for split in required_splits:
-        if split not in SPLITS:
-            raise InputError(f"validate.required_splits: {split!r} is not one of {SPLITS}")
-        rows = corpus.manifest[corpus.manifest["split"] == split]
-        if rows.empty:
-            problems.append(f"split {split!r}: no videos")
-        elif split != "test" and int(rows["n_labelled"].sum()) == 0:
-            problems.append(f"split {split!r}: no labelled frames")
-    return problems
+@dataclass(frozen=True)
+class ValidationSettings:
+    """What the corpus is checked against (the ``validate`` section of ``params.yaml``).
+
+    Attributes:
+        required_splits: splits that must hold videos, and labelled frames except ``test``.
+        verify_hashes: recompute every video's content hash against the manifest.
+        min_face_rate: lowest share of frames with a face a video may have (a video with almost no face usually
+            means a face-detection or import failure, e.g. a missing ``cropped_aligned`` folder).
+        max_face_rate: highest share of frames with a face a video may have.
+        min_class_frames: labelled train frames every class must have; 0 turns the check off (only for tiny test
+            corpora, where the rare classes may have no segment at all).
+    """
+
+    required_splits: Sequence[str] = ("train", "validation")
+    verify_hashes: bool = True
+    min_face_rate: float = 0.01
+    max_face_rate: float = 1.0
+    min_class_frames: int = 1
+
+    def __post_init__(self) -> None:
+        if isinstance(self.required_splits, str):
+            raise InputError(f"validate.required_splits must be a list of splits, got {self.required_splits!r}")
+        for split in self.required_splits:
+            if split not in SPLITS:
+                raise InputError(f"validate.required_splits: {split!r} is not one of {SPLITS}")
+        if not isinstance(self.verify_hashes, bool):
+            raise InputError(f"validate.verify_hashes must be true or false, got {self.verify_hashes!r}")
+        for name in ("min_face_rate", "max_face_rate"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise InputError(f"validate.{name} must be a number, got {value!r}")
+        if isinstance(self.min_class_frames, bool) or not isinstance(self.min_class_frames, int):
+            raise InputError(f"validate.min_class_frames must be an integer, got {self.min_class_frames!r}")
+        if self.min_class_frames < 0:
+            raise InputError(f"validate.min_class_frames must be >= 0, got {self.min_class_frames}")
+        if not 0.0 <= self.min_face_rate <= self.max_face_rate <= 1.0:
+            raise InputError(
+                f"validate.min_face_rate ({self.min_face_rate}) and validate.max_face_rate ({self.max_face_rate}) "
+                "must satisfy 0 <= min <= max <= 1"
+            )
 
 
-def _width_problems(corpus: Corpus) -> list[str]:
-    """Videos whose feature widths differ from the width most videos have."""
-    problems = []
-    for column in ("visual_dim", "audio_dim"):
-        widths = corpus.manifest[column]
-        usual = int(widths.mode().iloc[0])
-        for video, width in widths[widths != usual].items():
-            problems.append(f"{video}: {column} is {width}, other videos have {usual}")
-    return problems
-
-
-def _shape_problems(corpus: Corpus) -> list[str]:
-    """Videos whose arrays on disk disagree with their manifest row (frame count, width)."""
-    problems = []
-    for video in corpus.videos():
-        row = corpus.manifest.loc[video]
-        if not all(feature_path(corpus.root, kind, video).is_file() for kind in FEATURE_KINDS):
-            continue  # reported by the hash check, which lists the missing files
-        try:
-            record = corpus.load(video)
-        except CorpusError as error:
-            problems.append(f"{video}: {error}")
-            continue
-        expected = {"visual": (row["n_frames"], row["visual_dim"]), "audio": (row["n_frames"], row["audio_dim"])}
-        for name, shape in expected.items():
-            actual = getattr(record, name).shape
-            if tuple(actual) != tuple(int(v) for v in shape):
-                problems.append(f"{video}: {name} has shape {tuple(actual)}, the manifest says {shape}")
-    return problems
-
-
-def check_corpus(
+def validate_corpus(
     root: str | os.PathLike[str],
-    report_path: str | os.PathLike[str],
+    report_path: str | os.PathLike[str] | None = None,
     *,
-    required_splits: Sequence[str] = ("train", "validation"),
-    verify_hashes: bool = True,
+    data_docs: str | os.PathLike[str] | None = None,
+    settings: ValidationSettings | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
-    """Check a corpus and write a JSON report; raise ``CorpusError`` naming the videos if any check fails.
+    """Validate a corpus; write the JSON report and the data docs; raise ``CorpusError`` naming each failing video.
 
     Args:
         root: the corpus folder.
-        report_path: where to write the report (written on success and on failure).
-        required_splits: splits that must hold videos (and labelled frames, except ``test``).
-        verify_hashes: recompute every video's content hash against the manifest (``Corpus.verify``).
+        report_path: where to write the JSON report (on success and on failure); None: no report file.
+        data_docs: folder for the GX data docs site (``index.html``); None: no docs.
+        settings: the checks' parameters (default: :class:`ValidationSettings`'s defaults).
+        progress: called as ``progress(done, total)`` while the videos are scanned.
 
     Returns:
         The report: ``{"ok", "corpus", "corpus_hash", "n_videos", "splits", "visual_dim", "audio_dim",
-        "hashes_verified", "problems"}``.
+        "hashes_verified", "problems", "expectations", "data_docs"}``; ``problems`` has one line per failing video
+        (or corpus-wide failure) naming what it breaks.
     """
+    settings = settings or ValidationSettings()
     corpus = Corpus(root)
-    problems = _split_problems(corpus, required_splits) + _width_problems(corpus) + _shape_problems(corpus)
-    if verify_hashes:
-        problems += corpus.verify()
+    stats = video_statistics(corpus, verify_hashes=settings.verify_hashes, progress=progress)
+    outcomes = run_corpus_suite(
+        stats,
+        required_splits=settings.required_splits,
+        face_rate_bounds=(settings.min_face_rate, settings.max_face_rate),
+        min_class_frames=settings.min_class_frames,
+        check_hashes=settings.verify_hashes,
+        data_docs=data_docs,
+    )
+    problems = _problems(outcomes)
     manifest = corpus.manifest
-    splits = {
-        split: {"videos": len(rows), "frames": int(rows["n_frames"].sum()), "labelled": int(rows["n_labelled"].sum())}
-        for split, rows in manifest.groupby("split")
-    }
     report = {
         "ok": not problems,
         "corpus": str(Path(root)),
         "corpus_hash": corpus.content_hash(),
         "n_videos": len(corpus),
-        "splits": splits,
+        "splits": {
+            split: {
+                "videos": len(rows),
+                "frames": int(rows["n_frames"].sum()),
+                "labelled": int(rows["n_labelled"].sum()),
+            }
+            for split, rows in manifest.groupby("split")
+        },
         "visual_dim": sorted(int(v) for v in manifest["visual_dim"].unique()),
         "audio_dim": sorted(int(v) for v in manifest["audio_dim"].unique()),
-        "hashes_verified": verify_hashes,
+        "hashes_verified": settings.verify_hashes,
         "problems": problems,
+        "expectations": [
+            {
+                "description": o.description,
+                "expectation": o.expectation,
+                "columns": o.columns,
+                "success": o.success,
+                "failed_videos": o.failed,
+                **({"observed": o.observed} if o.observed else {}),
+            }
+            for o in outcomes
+        ],
+        "data_docs": str(Path(data_docs) / "index.html") if data_docs is not None else None,
     }
-    write_json(report_path, report)
+    if report_path is not None:
+        write_json(report_path, report)
     if problems:
         listed = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
-        raise CorpusError(f"{root}: {len(problems)} problem(s): {listed} (report: {report_path})")
+        where = ", ".join(str(p) for p in (report_path, report["data_docs"]) if p is not None)
+        raise CorpusError(f"{root}: {len(problems)} problem(s): {listed}" + (f" (see {where})" if where else ""))
     return report
+
+
+def _problems(outcomes: list[ExpectationOutcome]) -> list[str]:
+    """One line per failing video, naming each expectation it breaks and the values; then corpus-wide failures."""
+    per_video: dict[str, list[str]] = {}
+    corpus_wide = []
+    for outcome in outcomes:
+        if outcome.success:
+            continue
+        if not outcome.failed:
+            corpus_wide.append(f'corpus: fails "{outcome.description}" (observed {outcome.observed})')
+        for video, values in outcome.failed.items():
+            per_video.setdefault(video, []).append(f'"{outcome.description}" ({values})')
+    return [f"{video}: fails {', '.join(broken)}" for video, broken in per_video.items()] + corpus_wide

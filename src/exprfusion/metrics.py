@@ -79,3 +79,10 @@ def evaluate_predictions(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, An
         "per_class_f1": {name: float(score) for name, score in zip(CLASS_NAMES, scores, strict=True)},
         "n_frames": int(y_true.size),
     }
+
+
+def class_shares(labels: np.ndarray, n_classes: int = NUM_CLASSES) -> list[float]:
+    """Share of ``labels`` (predicted classes 0..n_classes-1) in each class; all zeros for an empty array."""
+    counts = np.bincount(np.asarray(labels, dtype=np.int64).ravel(), minlength=n_classes)[:n_classes]
+    total = counts.sum()
+    return (counts / total).tolist() if total else [0.0] * n_classes

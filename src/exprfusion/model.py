@@ -64,6 +64,11 @@ class FusionConfig:
     aux_loss_weight: float = 0.0
     # Of the windows modality dropout hits, the share that loses the face (the rest lose the audio).
     visual_drop_share: float = 0.5
+    # Regularisers on the standardised input features, in training only: each feature value is zeroed with
+    # probability ``input_dropout`` (inverted dropout), and Gaussian noise of spread ``input_noise`` (in units of the
+    # feature's own spread) is added. Few subjects make a face embedding easy to memorise; both blur identity.
+    input_dropout: float = 0.0
+    input_noise: float = 0.0
 
     def __post_init__(self) -> None:
         if self.ff_dim is None:
@@ -73,13 +78,15 @@ class FusionConfig:
                 raise InputError(f"FusionConfig.{name} must be >= 1, got {getattr(self, name)}")
         if self.d_model % self.n_heads:
             raise InputError(f"FusionConfig.n_heads={self.n_heads} must divide d_model={self.d_model}")
-        for name in ("dropout", "modality_dropout", "visual_drop_share"):
+        for name in ("dropout", "modality_dropout", "visual_drop_share", "input_dropout"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise InputError(f"FusionConfig.{name} must lie in [0, 1], got {getattr(self, name)}")
         if self.n_classes < 2:
             raise InputError(f"FusionConfig.n_classes must be >= 2, got {self.n_classes}")
         if self.fusion not in FUSION_MODES:
             raise InputError(f"FusionConfig.fusion must be one of {FUSION_MODES}, got {self.fusion!r}")
+        if self.input_noise < 0:
+            raise InputError(f"FusionConfig.input_noise must be >= 0, got {self.input_noise}")
         if self.aux_loss_weight < 0:
             raise InputError(f"FusionConfig.aux_loss_weight must be >= 0, got {self.aux_loss_weight}")
         if self.normalisation not in NORMALISATIONS:
@@ -318,6 +325,7 @@ class FusionTransformer(nn.Module):
             self.visual_reads_audio = SafeCrossAttention(config)
             self.audio_reads_visual = SafeCrossAttention(config)
             self.fusion = GatedFusion(config)
+        self.input_dropout = nn.Dropout(config.input_dropout)
         self.head = ClassifierHead(config)
 
     @property
@@ -392,5 +400,8 @@ class FusionTransformer(nn.Module):
         if features.shape[-1] != projection.linear.in_features:
             raise ValueError(f"Expected feature dim {projection.linear.in_features}, got {features.shape[-1]}")
         # Unavailable frames may hold anything (zeros, stale values): blank them so they carry no information.
-        features = standardiser(features.to(self.dtype)).masked_fill(~available[..., None], 0.0)
+        features = standardiser(features.to(self.dtype))
+        if self.training and self.config.input_noise > 0:
+            features = features + self.config.input_noise * torch.randn_like(features)
+        features = self.input_dropout(features).masked_fill(~available[..., None], 0.0)
         return encoder(projection(features), available)

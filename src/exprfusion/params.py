@@ -18,8 +18,8 @@ from exprfusion.strict_dicts import reject_unknown_keys
 DEFAULT_PARAMS = Path("params.yaml")
 # The keys the stage scripts read from each section; None: the section is one settings class, which checks them.
 SECTION_KEYS: dict[str, tuple[str, ...] | None] = {
-    "data": ("source", "out", "synthetic", "import"),
-    "validate": ("required_splits", "verify_hashes"),
+    "data": ("source", "out", "inputs", "synthetic", "import", "media"),
+    "validate": ("required_splits", "verify_hashes", "min_face_rate", "max_face_rate", "min_class_frames"),
     "tune": ("experiment", "grid", "search", "model", "train"),
     "train": ("experiment", "registered_name", "overrides"),
     "evaluate": None,

@@ -7,7 +7,6 @@ challenge scores every frame listed in a submission.
 from __future__ import annotations
 
 import os
-import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,10 +24,8 @@ from exprfusion.errors import InputError, MissingInputError
 from exprfusion.inference import INFERENCE_BATCH_SIZE, VideoFrames, predict_frames, predict_split
 from exprfusion.labels import CLASS_NAMES
 from exprfusion.model import FusionConfig, FusionTransformer
+from exprfusion.video_input import read_video_npz_source
 from exprfusion.voting import softmax
-
-FEATURE_ARRAYS: tuple[str, ...] = ("visual", "audio")
-MASK_ARRAYS: tuple[str, ...] = ("face_mask", "audio_mask")
 
 
 def check_feature_widths(config: FusionConfig, visual_dim: int, audio_dim: int, source: str) -> None:
@@ -69,48 +66,16 @@ def predict_video(
     return prediction.labels, softmax(prediction.frame_logits).astype(np.float32)
 
 
-def _check_features(path: Path, name: str, array: np.ndarray) -> None:
-    if array.ndim != 2:
-        raise InputError(f"{path}: array '{name}' must be 2-D [n_frames, dims], got shape {array.shape}")
-    if not np.issubdtype(array.dtype, np.floating):
-        raise InputError(f"{path}: array '{name}' must hold floats, got dtype {array.dtype}")
-    finite = np.isfinite(array).all(axis=1)
-    if not finite.all():
-        frame = int(np.flatnonzero(~finite)[0]) + 1
-        raise InputError(f"{path}: array '{name}' holds NaN or infinite values (first at frame {frame})")
-
-
-def _check_mask(path: Path, name: str, array: np.ndarray, n_frames: int) -> None:
-    if array.dtype != np.bool_:
-        raise InputError(f"{path}: array '{name}' must be bool (True = present), got dtype {array.dtype}")
-    if array.shape != (n_frames,):
-        raise InputError(f"{path}: array '{name}' must have shape ({n_frames},) like 'visual', got {array.shape}")
-
-
-def _load_npz_arrays(path: Path) -> dict[str, np.ndarray]:
-    """Every array of an ``.npz`` archive, read into memory (no pickles)."""
-    try:
-        loaded = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
-        raise InputError(f"{path}: not an .npz archive ({error})") from None
-    if not isinstance(loaded, np.lib.npyio.NpzFile):
-        raise InputError(f"{path}: expected an .npz archive of named arrays (np.savez), got a single array")
-    arrays = {}
-    with loaded:
-        for name in loaded.files:
-            try:
-                arrays[name] = loaded[name]
-            except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
-                raise InputError(f"{path}: array '{name}' cannot be read ({error})") from None
-    return arrays
-
-
-def read_video_npz(path: str | os.PathLike[str], config: FusionConfig | None = None) -> dict[str, np.ndarray]:
+def read_video_npz(
+    path: str | os.PathLike[str], config: FusionConfig | None = None, *, allow_missing_stream: bool = False
+) -> dict[str, np.ndarray]:
     """Read and check one video's features from an ``.npz`` archive.
 
     The archive holds ``visual`` float ``[n, Dv]`` and ``audio`` float ``[n, Da]``, and optionally ``face_mask``
     bool ``[n]`` (default: rows of ``visual`` that are not all zero) and ``audio_mask`` bool ``[n]`` (default: all
-    True). With ``config`` the widths must match the model's.
+    True). With ``config`` the widths must match the model's; with ``allow_missing_stream`` (and ``config``) one of
+    the two feature arrays may be left out. The checks are those of the service's endpoints
+    (:mod:`exprfusion.video_input`).
 
     Returns:
         ``{"visual", "audio", "face_mask", "audio_mask"}`` arrays.
@@ -123,32 +88,7 @@ def read_video_npz(path: str | os.PathLike[str], config: FusionConfig | None = N
     path = Path(path)
     if not path.is_file():
         raise MissingInputError(f"{path}: features file not found")
-    arrays = _load_npz_arrays(path)
-    known = FEATURE_ARRAYS + MASK_ARRAYS
-    unknown = sorted(set(arrays) - set(known))
-    if unknown:
-        raise InputError(f"{path}: unexpected arrays {unknown}; expected {', '.join(known)}")
-    for name in FEATURE_ARRAYS:
-        if name not in arrays:
-            raise InputError(f"{path}: array '{name}' is missing (found {sorted(arrays) or 'none'})")
-        _check_features(path, name, arrays[name])
-    visual, audio = arrays["visual"], arrays["audio"]
-    n_frames = visual.shape[0]
-    if n_frames == 0:
-        raise InputError(f"{path}: array 'visual' has no frames")
-    if audio.shape[0] != n_frames:
-        raise InputError(f"{path}: array 'audio' has {audio.shape[0]} frames, 'visual' has {n_frames}")
-    if config is not None:
-        for name, expected in (("visual", config.visual_dim), ("audio", config.audio_dim)):
-            if arrays[name].shape[1] != expected:
-                raise InputError(
-                    f"{path}: array '{name}' has {arrays[name].shape[1]} values per frame, the model expects {expected}"
-                )
-    face_mask = arrays.get("face_mask", np.any(visual != 0, axis=1))
-    audio_mask = arrays.get("audio_mask", np.ones(n_frames, dtype=bool))
-    for name, mask in (("face_mask", face_mask), ("audio_mask", audio_mask)):
-        _check_mask(path, name, mask, n_frames)
-    return {"visual": visual, "audio": audio, "face_mask": face_mask, "audio_mask": audio_mask}
+    return read_video_npz_source(path, str(path), config=config, allow_missing_stream=allow_missing_stream)
 
 
 def predict_npz(

@@ -12,6 +12,7 @@ from factories import write_learnable_corpus, write_small_corpus
 from exprfusion.artifact import load_model, save_model
 from exprfusion.data import load_split
 from exprfusion.errors import InputError
+from exprfusion.inference import predict_split
 from exprfusion.losses import inverse_frequency_weights
 from exprfusion.metrics import macro_f1
 from exprfusion.model import FusionConfig
@@ -236,3 +237,12 @@ def test_faces_masked_in_bursts(corpus):
     assert not (half.face_mask & ~data.face_mask).any(), "masking never adds faces"
     assert not data.with_faces_masked(1.0).face_mask.any()
     assert torch.equal(data.with_faces_masked(0.0).face_mask, data.face_mask)
+
+
+def test_prediction_prior_is_the_share_of_each_class_the_model_predicts_on_validation(corpus):
+    """The drift reference: the best model's served labels on the validation split, counted per class by hand."""
+    result = train_model(corpus, TINY_MODEL, TINY_TRAIN)
+    labels = predict_split(result.model, load_split(corpus, "validation"), TINY_TRAIN.inference()).labels
+    expected = [float(np.sum(labels == c)) / labels.size for c in range(8)]
+    assert result.prediction_prior == pytest.approx(expected)
+    assert sum(result.prediction_prior) == pytest.approx(1.0)

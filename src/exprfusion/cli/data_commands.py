@@ -76,6 +76,71 @@ def import_(
     console.print(f"wrote {manifest.parent}")
 
 
+@app.command()
+@clean_errors
+def extract(
+    annotations: Annotated[Path, typer.Option(help="Official EXPR annotation tree (Train_Set/, Validation_Set/).")],
+    cropped_aligned: Annotated[Path, typer.Option(help="cropped_aligned/<video>/%05d.jpg face images.")],
+    videos: Annotated[Path, typer.Option(help="Folder searched at any depth for <media>.mp4 (.avi, ...) files.")],
+    out: Annotated[Path, typer.Option(help="Folder to write the corpus into.")] = Path("data/corpus"),
+    test_list: Annotated[Path | None, typer.Option(help="Text file of test-set video names, one a line.")] = None,
+    visual_model: Annotated[str | None, typer.Option(help="HF image model id or folder (BEiT-large).")] = None,
+    visual_revision: Annotated[str | None, typer.Option(help="Hub revision of the image model.")] = None,
+    visual_pooling: Annotated[str | None, typer.Option(help="pooler, or mean of the patch tokens.")] = None,
+    visual_layer: Annotated[int | None, typer.Option(help="Hidden-state index, mean pooling (default: last).")] = None,
+    visual_batch_size: Annotated[int | None, typer.Option(help="Face images per forward pass.")] = None,
+    audio_model: Annotated[str | None, typer.Option(help="HF wav2vec2-family model id or folder (WavLM).")] = None,
+    audio_revision: Annotated[str | None, typer.Option(help="Hub revision of the speech model.")] = None,
+    audio_layer: Annotated[int | None, typer.Option(help="Hidden-state index (last if unset).")] = None,
+    audio_chunk_seconds: Annotated[float | None, typer.Option(help="Audio kept from each forward pass.")] = None,
+    audio_context_seconds: Annotated[float | None, typer.Option(help="Audio added on each side of a chunk.")] = None,
+    audio_batch_size: Annotated[int | None, typer.Option(help="Audio chunks per forward pass.")] = None,
+    align: Annotated[str | None, typer.Option(help="Audio rows to frames: nearest or linear.")] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:1 ...")] = None,
+    precision: Annotated[str | None, typer.Option(help="auto (bf16 on CUDA, fp32 on CPU), fp32, bf16, fp16.")] = None,
+    compile: Annotated[bool | None, typer.Option("--compile/--no-compile", help="torch.compile both models.")] = None,
+    workers: Annotated[int | None, typer.Option(help="Image-decoding processes beside the model.")] = None,
+    cache: Annotated[Path | None, typer.Option(help="Cache of finished videos (default: .<out>.extract).")] = None,
+    ray: Annotated[bool, typer.Option(help="Shard over Ray workers, one per GPU (also with RAY_ADDRESS).")] = False,
+    allow_missing: Annotated[
+        bool, typer.Option(help="Write the corpus even if some images or media cannot be decoded.")
+    ] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing corpus at OUT.")] = False,
+) -> None:
+    """Extract BEiT face and WavLM audio features from Aff-Wild2 media into a corpus (resumable)."""
+    from exprfusion.extract.build import extract_corpus
+    from exprfusion.extract.settings import ExtractSettings, MediaSources, RunOptions, with_overrides
+    from exprfusion.progress import progress_callback
+
+    sources = MediaSources(annotations, cropped_aligned, videos, test_list)
+    sources.check_paths_exist()  # before the progress bar starts
+    settings = with_overrides(
+        ExtractSettings(),
+        visual_model=visual_model,
+        visual_revision=visual_revision,
+        visual_pooling=visual_pooling,
+        visual_layer=visual_layer,
+        visual_batch_size=visual_batch_size,
+        audio_model=audio_model,
+        audio_revision=audio_revision,
+        audio_layer=audio_layer,
+        audio_chunk_seconds=audio_chunk_seconds,
+        audio_context_seconds=audio_context_seconds,
+        audio_batch_size=audio_batch_size,
+        align=align,
+        device=device,
+        precision=precision,
+        compile=compile,
+        workers=workers,
+    )
+    options = RunOptions(cache=cache, allow_missing=allow_missing, ray=ray, overwrite=overwrite)
+    with progress_callback("extract (frames)") as update:
+        report = extract_corpus(sources, settings, out, options, progress=update)
+    for failure in report.failures:
+        console.print(f"[yellow]left out:[/] {failure}", highlight=False)
+    console.print(f"extracted {len(report.extracted)} videos, reused {len(report.reused)}; wrote {report.corpus}")
+
+
 def _format_cell(value: Any, percent: bool) -> str:
     if percent:
         return f"{100 * value:.1f} %"
@@ -122,3 +187,42 @@ def describe(
         console.print("all content hashes match the manifest")
     if plot is not None:
         console.print(f"wrote {plot_class_distribution(data, plot)}")
+
+
+@app.command()
+@clean_errors
+def validate(
+    corpus: Annotated[Path, typer.Argument(help="Corpus folder.")],
+    report: Annotated[Path | None, typer.Option(help="Write the JSON report here.")] = None,
+    data_docs: Annotated[Path | None, typer.Option(help="Build the HTML data docs (GX) into this folder.")] = None,
+    verify_hashes: Annotated[bool | None, typer.Option(help="Recompute every video's content hash.")] = None,
+    min_face_rate: Annotated[float | None, typer.Option(help="Lowest share of frames with a face per video.")] = None,
+    max_face_rate: Annotated[float | None, typer.Option(help="Highest share of frames with a face per video.")] = None,
+    min_class_frames: Annotated[
+        int | None, typer.Option(help="Labelled train frames every class needs (0: no check).")
+    ] = None,
+    required_split: Annotated[
+        list[str] | None, typer.Option(help="A split that must have videos (repeat for several).")
+    ] = None,
+) -> None:
+    """Run the corpus expectations (the `validate` stage's checks); exit 2 naming each failing video."""
+    import dataclasses
+
+    from exprfusion.corpus_checks import ValidationSettings, validate_corpus
+    from exprfusion.progress import progress_callback
+
+    overrides = {
+        "verify_hashes": verify_hashes,
+        "min_face_rate": min_face_rate,
+        "max_face_rate": max_face_rate,
+        "min_class_frames": min_class_frames,
+        "required_splits": tuple(required_split) if required_split else None,
+    }
+    settings = dataclasses.replace(ValidationSettings(), **{k: v for k, v in overrides.items() if v is not None})
+    with progress_callback("validate") as update:
+        result = validate_corpus(corpus, report, data_docs=data_docs, settings=settings, progress=update)
+    passed = sum(item["success"] for item in result["expectations"])
+    console.print(f"corpus ok: {result['n_videos']} videos pass all {passed} expectations", highlight=False)
+    for path in (report, result["data_docs"]):
+        if path is not None:
+            console.print(f"wrote {path}", highlight=False)

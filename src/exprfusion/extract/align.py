@@ -40,3 +40,36 @@ def align_to_frames(features: np.ndarray, n_frames: int, method: str = "nearest"
     source = np.asarray(features, dtype=np.float32)
     aligned = (1.0 - weight) * source[lower] + weight * source[upper]
     return aligned.astype(features.dtype)
+
+
+def align_at_times(features: np.ndarray, frame_times: np.ndarray, rate: float, method: str = "nearest") -> np.ndarray:
+    """Resample ``features`` ``[n_rows, D]``, row ``j`` describing the instant ``j / rate``, to frames shown at times.
+
+    This is how media extraction aligns: the speech model's row ``j`` is centred on second ``j / rate`` of the
+    video's own timeline (second 0 is the first frame), and frame ``i`` is shown at ``frame_times[i]`` seconds.
+
+    Args:
+        features: the feature rows, e.g. WavLM at 50 per second.
+        frame_times: presentation time of each video frame in seconds, ``[n_frames]``.
+        rate: rows per second.
+        method: ``"nearest"`` (the row centred closest to the frame: ``round(t * rate)``) or ``"linear"``
+            (interpolation between the two rows around ``t * rate``). Frames past the last row take the last row.
+
+    Returns:
+        Array ``[n_frames, D]`` of the input's dtype.
+    """
+    if method not in ALIGN_METHODS:
+        raise ValueError(f"unknown alignment method {method!r}; expected one of {ALIGN_METHODS}")
+    n_source = features.shape[0]
+    if n_source <= 0 or rate <= 0:
+        raise ValueError(f"cannot align {n_source} rows at {rate} rows/s")
+    position = np.maximum(np.asarray(frame_times, dtype=np.float64) * rate, 0.0)
+    if method == "nearest":
+        # floor(x + 0.5): halves round up, the same on every platform (np.round rounds halves to even)
+        return np.asarray(features)[np.minimum(np.floor(position + 0.5).astype(np.int64), n_source - 1)]
+    lower = np.minimum(np.floor(position).astype(np.int64), n_source - 1)
+    upper = np.minimum(lower + 1, n_source - 1)
+    weight = np.clip(position - lower, 0.0, 1.0)[:, None]
+    source = np.asarray(features, dtype=np.float32)
+    aligned = (1.0 - weight) * source[lower] + weight * source[upper]
+    return aligned.astype(features.dtype)

@@ -1,0 +1,1 @@
+"""The exprfusion prediction service (BentoML): ``service.py``, its request and response models, its limits."""
