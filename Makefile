@@ -12,7 +12,7 @@ SERVE_PORT ?= 3000
 # Stage commands (`python pipelines/...`) must find the project environment.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install repro test test-fast lint format mlflow-ui serve clean
+.PHONY: install repro test test-fast lint format mlflow-ui serve monitor clean
 
 # torch==2.13.0 goes in first (the CPU build) so that nothing later pulls a CUDA build.
 $(STAMP): pyproject.toml
@@ -22,7 +22,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e ".[dev]"
 	touch $(STAMP)
 
+# Debian's prometheus (with promtool) for `make monitor` and the monitoring tests; skipped without apt-get as root.
 install: $(STAMP)
+	@command -v prometheus >/dev/null || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] \
+		&& DEBIAN_FRONTEND=noninteractive apt-get install -y -q prometheus; } \
+		|| echo "prometheus not installed (needs apt-get as root): the Prometheus tests will skip"
 
 repro: install
 	$(BIN)/dvc repro
@@ -47,6 +51,11 @@ mlflow-ui: install
 # Serves the Bento the package stage built (models/package/bento.json), rebuilt first if this store lacks it.
 serve: install
 	tag=$$($(BIN)/python serving/bento_tag.py) && $(BIN)/bentoml serve "$$tag" --host 127.0.0.1 --port $(SERVE_PORT)
+
+# Prometheus with the shipped rules, scraping `make serve` (127.0.0.1:3000); UI and API on 127.0.0.1:9090.
+monitor: install
+	prometheus --config.file=monitoring/prometheus.yml --storage.tsdb.path=.prometheus \
+		--web.listen-address=127.0.0.1:9090
 
 clean:
 	rm -rf data reports models ray_results mlruns mlflow.db .dvc/tmp

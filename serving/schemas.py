@@ -75,6 +75,11 @@ class ModelDescription(BaseModel):
     metrics: dict[str, Any]
     corpus_hash: str | None
     git_commit: str | None
+    drift_reference: list[float] | None = Field(
+        None,
+        description="the model's prediction_prior, the drift reference exported at /metrics; None: the artefact "
+        "predates it, so no drift figure is exported (only frame counters and missing-face rates)",
+    )
 
 
 def http_status(error: Exception) -> int:
@@ -120,6 +125,7 @@ def describe_model(card: dict[str, Any], metadata: dict[str, Any], store_tag: st
         metrics=metrics,
         corpus_hash=metadata.get("corpus_hash") or (card.get("training") or {}).get("corpus_hash"),
         git_commit=card.get("git_commit"),
+        drift_reference=metadata.get("prediction_prior") or None,
     )
 
 

@@ -1,13 +1,19 @@
 """The exprfusion prediction service: one video's frame features in, one expression label per frame out.
 
 Routes: ``POST /predict`` (JSON), ``POST /predict_npz`` (an ``.npz`` body: the fast path for long videos),
-``GET /model``, and BentoML's own ``/livez``, ``/readyz``, ``/metrics`` and OpenAPI docs (``/``).
+``POST /predict_video`` (a video file), ``POST /stream/open``, ``/stream/{id}/append``, ``/stream/{id}/close``
+(labels while a video runs; :mod:`serving.video_api`), ``GET /model``, and BentoML's own ``/livez``, ``/readyz``,
+``/metrics`` and OpenAPI docs (``/``).
 
 The model comes from BentoML's model store (the tag the Bento was built with, see
 :func:`exprfusion.packaging.build_bento`); its window, stride, median kernel and feature widths come from the
 artefact. Every input goes through the library's checks (:mod:`exprfusion.video_input`) and is labelled by
 :func:`exprfusion.predict.predict_video`, exactly as ``exprfusion predict`` labels it. Bad input is answered
 400 (undecodable), 413 (too large) or 422 (decoded but invalid) with a message naming the field.
+
+Monitoring (:mod:`serving.metrics`): requests, rejects by reason and latency of every prediction route, and the
+frames per predicted class, without a face and without audio of every labelled video, at ``/metrics``; each labelled
+video also appends one record to the request log that ``exprfusion drift-report`` reads.
 """
 
 from __future__ import annotations
@@ -21,8 +27,9 @@ from typing import Annotated
 import bentoml
 import numpy as np
 from bentoml.validators import ContentType
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from pydantic import BaseModel, Field, Strict, ValidationError
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse
 
 from exprfusion.artifact import load_model
@@ -37,6 +44,13 @@ from serving.limits import (
     RequestGuard,
     ServingLimits,
 )
+from serving.metrics import (
+    MonitorSettings,
+    PredictionMonitor,
+    RequestMetrics,
+    post_routes,
+    request_log_from_env,
+)
 from serving.schemas import (
     FeatureRows,
     FramesPerSecond,
@@ -49,6 +63,7 @@ from serving.schemas import (
     model_version,
     prediction_response,
 )
+from serving.video_api import MAX_VIDEO_BYTES_ENV, VideoEndpoints, VideoLimits, VideoPredictResponse
 
 
 class BentoArguments(BaseModel):
@@ -59,6 +74,7 @@ class BentoArguments(BaseModel):
 
 ARGUMENTS = bentoml.use_arguments(BentoArguments)
 LIMITS = ServingLimits.from_env()
+VIDEO_LIMITS = VideoLimits.from_env()
 model_routes = FastAPI(title="exprfusion model description")
 
 
@@ -81,6 +97,12 @@ class ExpressionService:
         self.model, self.inference, metadata = load_model(folder / card["file"])
         self.version = model_version(card)
         self.description = describe_model(card, metadata, str(self.stored_model.tag))
+        request_log = request_log_from_env(bentoml.server_context.worker_index)
+        prior = metadata.get("prediction_prior")
+        self.monitor = PredictionMonitor(self.version, prior, MonitorSettings.from_env(), request_log)
+        self.video = VideoEndpoints(
+            self.model, self.inference, metadata, self.version, LIMITS.max_frames, VIDEO_LIMITS, self.monitor.observe
+        )
 
     def _label(
         self, ctx: bentoml.Context, read: Callable[[], dict[str, np.ndarray]], fps: float | None, probabilities: bool
@@ -98,6 +120,7 @@ class ExpressionService:
         checked = time.perf_counter()
         labels, frame_probabilities = predict_video(self.model, self.inference, **video)
         done = time.perf_counter()
+        self.monitor.observe(labels, video["face_mask"], video["audio_mask"])
         ctx.response.headers["Server-Timing"] = (
             f"checks;dur={1000 * (checked - started):.1f}, model;dur={1000 * (done - checked):.1f}"
         )
@@ -162,12 +185,50 @@ class ExpressionService:
 
         return self._label(ctx, read, options.fps, options.return_probabilities)
 
+    @bentoml.api(route="/predict_video")
+    def predict_video_file(
+        self,
+        video: Annotated[bytes, ContentType("application/octet-stream"), Field(description="a video file")],
+        /,
+        ctx: bentoml.Context,
+    ) -> VideoPredictResponse:
+        """Label every frame of an uploaded video file (the body): faces, features by the model's own extractor.
+
+        Query option: `return_probabilities`. The answer adds each frame's time and face box; `summary.fps` is the
+        video's frame rate. See `serving/video_api.py` for the size and duration limits.
+        """
+        status, answer = self.video.predict_video(video, dict(ctx.request.query_params))
+        return answer if status == 200 else _error(ctx, status, answer)
+
+    @model_routes.post("/stream/open")
+    async def stream_open(self, request: Request) -> JSONResponse:
+        """Open a streaming session (query `fps` optional): its id, window, stride, median kernel and delay."""
+        status, answer = self.video.open_stream(dict(request.query_params))
+        return JSONResponse(answer if status == 200 else {"error": answer}, status_code=status)
+
+    @model_routes.post("/stream/{session}/append")
+    async def stream_append(self, session: str, request: Request) -> JSONResponse:
+        """Append the next chunk of frame features (an .npz body); answer the labels that became final."""
+        body = await request.body()
+        status, answer = await run_in_threadpool(self.video.append, session, body)
+        return JSONResponse(answer if status == 200 else {"error": answer}, status_code=status)
+
+    @model_routes.post("/stream/{session}/close")
+    async def stream_close(self, session: str) -> JSONResponse:
+        """Close a streaming session; answer the labels of its last frames."""
+        status, answer = await run_in_threadpool(self.video.close, session)
+        return JSONResponse(answer if status == 200 else {"error": answer}, status_code=status)
+
     @model_routes.get("/model")
     def model_description(self) -> ModelDescription:
         """The served model: registered name, version and alias, parameters, validation macro-F1, lineage."""
         return self.description
 
 
+# First added, outermost: the request metrics see the guard's refusals too. Counted: every prediction route.
+PREDICTION_ROUTES = [api.route for api in ExpressionService.apis.values()]
+PREDICTION_ROUTES += post_routes(model_routes)
+ExpressionService.add_asgi_middleware(RequestMetrics, routes=PREDICTION_ROUTES)
 ExpressionService.add_asgi_middleware(
     RequestGuard,
     max_bytes=LIMITS.max_request_bytes,
@@ -175,5 +236,6 @@ ExpressionService.add_asgi_middleware(
     rules={
         "/predict": BodyRule(("application/json",), LIMITS.max_json_bytes, MAX_JSON_BYTES_ENV),
         "/predict_npz": BodyRule(("application/octet-stream",), LIMITS.max_request_bytes, MAX_REQUEST_BYTES_ENV),
+        "/predict_video": BodyRule(("application/octet-stream",), VIDEO_LIMITS.max_video_bytes, MAX_VIDEO_BYTES_ENV),
     },
 )

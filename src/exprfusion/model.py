@@ -5,11 +5,17 @@
     audio  (B,T,Da) ─ FeatureStandardiser ─┘                └─ ModalityProjection ─ TemporalEncoder ─┘
         ... ─ SafeCrossAttention (V reads A) ─┐
         ... ─ SafeCrossAttention (A reads V) ─┴─ GatedFusion ─ ClassifierHead ─ logits (B,T,C)
+    (training only: each TemporalEncoder ─ auxiliary ClassifierHead ─ that branch's own logits and loss)
 
 Each modality is standardised per dimension first, with means and spreads fitted on the training frames where it is
 present and stored as buffers, so every consumer of the model (predict, evaluate, the service) applies them. Real
 frame features need this: their per-dimension means are often ten times their spread, and transformer hidden
 states carry a few dimensions 10–100 times larger than the rest.
+
+With ``aux_loss_weight > 0`` each encoder's output also feeds an auxiliary ClassifierHead whose loss is taken on
+the frames its modality covers, so each branch learns to predict alone; with ``visual_drop_share = 1`` modality
+dropout hides only the face, so the audio branch is trained on windows where it must answer by itself. Both are
+the project's settings for the audio path (params.yaml); the paper's defaults here are off and 0.5.
 
 Availability masks (``face_mask``, ``audio_mask``: True = present) travel with the features. Every attention is
 "safe": a sample whose keys are all unavailable never forms a softmax over only -inf, so outputs and gradients stay

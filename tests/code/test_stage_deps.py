@@ -122,9 +122,24 @@ def _script_stages() -> list[tuple[str, str]]:
     return stages
 
 
+# Code a stage ships besides its script: the package stage builds the Bento from serving/ (bentofile.yaml), so every
+# project file the service imports is part of that stage's output.
+SHIPPED = {"pipelines/package.py": ("serving",)}
+
+
 def _expected_files(script: str) -> set[str]:
-    closure = import_closure(REPOSITORY / script, SOURCE_ROOT, PACKAGE)
-    return {script} | {path.relative_to(REPOSITORY).as_posix() for path in closure}
+    entry_points = [REPOSITORY / script]
+    for folder in SHIPPED.get(script, ()):
+        entry_points += sorted((REPOSITORY / folder).rglob("*.py"))
+    expected = {script}
+    for entry in entry_points:
+        closure = import_closure(entry, SOURCE_ROOT, PACKAGE)
+        expected |= {path.relative_to(REPOSITORY).as_posix() for path in closure}
+    return expected
+
+
+def test_package_stage_lists_the_shipped_service_folder():
+    assert "serving" in [dep.rstrip("/") for dep in _paths(_dvc_stages()["package"].get("deps"))]
 
 
 def test_every_stage_is_checked():

@@ -10,13 +10,14 @@ import torch
 from factories import write_learnable_corpus, write_small_corpus
 
 from exprfusion.artifact import load_model, save_model
+from exprfusion.corpus import Corpus
 from exprfusion.data import load_split
 from exprfusion.errors import InputError
 from exprfusion.inference import predict_split
 from exprfusion.losses import inverse_frequency_weights
 from exprfusion.metrics import macro_f1
 from exprfusion.model import FusionConfig
-from exprfusion.train import CHECKPOINT_NAME, TrainConfig, train_model
+from exprfusion.train import CHECKPOINT_NAME, TrainConfig, train_model, training_metadata
 
 TINY_MODEL = FusionConfig(d_model=16, n_layers=1, n_heads=2, dropout=0.1, modality_dropout=0.2)
 # Selection on the validation split: these tests are about the training loop, whose epochs they steer by it.
@@ -246,3 +247,6 @@ def test_prediction_prior_is_the_share_of_each_class_the_model_predicts_on_valid
     expected = [float(np.sum(labels == c)) / labels.size for c in range(8)]
     assert result.prediction_prior == pytest.approx(expected)
     assert sum(result.prediction_prior) == pytest.approx(1.0)
+    metadata = training_metadata(result, TINY_TRAIN, Corpus(corpus))
+    assert metadata["prediction_prior"] == result.prediction_prior
+    assert metadata["extractor"] is None, "a synthetic corpus records no extractor"

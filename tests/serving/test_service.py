@@ -315,7 +315,7 @@ def test_fuzzing_the_openapi_schema_finds_no_server_error(served, client, tmp_pa
     done = subprocess.run(
         [
             str(Path(sys.executable).parent / "schemathesis"), "run", f"{served.url}/docs.json",
-            "--checks", "not_a_server_error", "--max-examples", "40", "--seed", "20261130",
+            "--checks", "not_a_server_error", "--max-examples", "60", "--seed", "20261130",
             "--generation-database", "none", "--request-timeout", "60", "--no-color",
             "--report", "ndjson", "--report-dir", str(tmp_path),
         ],

@@ -188,6 +188,28 @@ def _prediction_target(
     return "corpus"
 
 
+def _predict_video_file(
+    model: Path,
+    video: Path,
+    out: Path | None,
+    overlay: Path | None,
+    probabilities: bool,
+    features: Path | None,
+    corpus: Path | None,
+    submission: Path | None,
+    **settings: Any,
+) -> None:
+    """``predict --video``: labels CSV (``--out``) and/or overlay video (``--overlay``) of one video file."""
+    if features is not None or corpus is not None or submission is not None:
+        raise InputError("--video goes alone: not with --features, --corpus or --submission")
+    if out is None and overlay is None:
+        raise InputError("--video needs --out FILE.csv and/or --overlay FILE.mp4")
+    from exprfusion.video_predict import predict_video_path
+
+    for written in predict_video_path(model, video, out, overlay=overlay, probabilities=probabilities, **settings):
+        console.print(f"wrote {written}", highlight=False)
+
+
 @app.command()
 @clean_errors
 def predict(
@@ -204,8 +226,32 @@ def predict(
     submission: Annotated[Path | None, typer.Option(help="Official submission file to write for --corpus.")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Windows per forward pass.")] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu or cuda.")] = None,
+    video: Annotated[
+        Path | None, typer.Option(help="A video file: faces, features and labels by the model's own extractor.")
+    ] = None,
+    overlay: Annotated[
+        Path | None, typer.Option(help="With --video: write the video with face box, expression and timeline.")
+    ] = None,
+    visual_model: Annotated[
+        Path | None, typer.Option(help="With --video: the image model's folder, where the recorded one moved.")
+    ] = None,
+    audio_model: Annotated[
+        Path | None, typer.Option(help="With --video: the speech model's folder, where the recorded one moved.")
+    ] = None,
+    face_detector: Annotated[
+        str, typer.Option(help="With --video: haar, an exprfusion.face_detectors entry point, or module:factory.")
+    ] = "haar",
 ) -> None:
-    """Label every frame of one video's features (CSV), or of a corpus split (official submission file)."""
+    """Label every frame of one video's features (CSV), of a video file (CSV, overlay video), or of a corpus split
+    (official submission file)."""
+    if video is not None:
+        _predict_video_file(model, video, out, overlay, probabilities, features, corpus, submission, **_given(
+            visual_model=visual_model, audio_model=audio_model, face_detector=face_detector, batch_size=batch_size,
+            device=device,
+        ))  # fmt: skip
+        return
+    if overlay is not None:
+        raise InputError("--overlay goes with --video")
     target = _prediction_target(features, out, corpus, submission, probabilities)  # before the slow imports
     from exprfusion.predict import predict_npz, write_split_submission
     from exprfusion.progress import progress_callback

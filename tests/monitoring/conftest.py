@@ -1,0 +1,176 @@
+"""A real ``bentoml serve`` of the service with two workers, and the Debian ``prometheus`` / ``promtool`` binaries.
+
+The model is trained on the spot (the planted-signal corpus, two epochs of a 16-wide model; its metadata carries the
+``prediction_prior``), put into a temporary BentoML store by the library (``package_model``, ``store_model``) and
+served from this checkout's ``serving.service`` on a free loopback port, with ``workers: 2``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from factories import write_learnable_corpus
+
+from exprfusion.artifact import save_model
+from exprfusion.corpus import Corpus
+from exprfusion.model import FusionConfig
+from exprfusion.train import TrainConfig, train_model, training_metadata
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+TINY_MODEL = FusionConfig(d_model=16, n_layers=1, n_heads=2)
+TINY_TRAIN = TrainConfig(
+    epochs=2, batch_size=8, window=16, stride=8, eval_stride=4, median_kernel=5, lr=3e-3, device="cpu"
+)
+
+
+@dataclass
+class Served:
+    """A running two-worker service and what it was built from."""
+
+    url: str
+    model_path: Path
+    corpus: Path
+    request_log: Path  # EXPRFUSION_REQUEST_LOG (each worker writes <stem>-w<index>.jsonl)
+    log: Path
+
+    def log_tail(self, characters: int = 4000) -> str:
+        """The end of the server's log, for failure messages."""
+        return self.log.read_text(errors="replace")[-characters:]
+
+
+def free_port() -> int:
+    """A TCP port free on the loopback interface."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_for(url: str, process: subprocess.Popen, log: Path, timeout: float = 120.0) -> None:
+    """Poll ``url`` until it answers 200; fail with the log's tail if the process dies or time runs out."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"{url} did not answer:\n{log.read_text(errors='replace')[-4000:]}")
+        time.sleep(0.3)
+
+
+def stop(process: subprocess.Popen) -> None:
+    """Stop a process started in its own session, and its children."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+@pytest.fixture(scope="session")
+def prometheus_bin() -> Path:
+    """The folder holding ``prometheus`` and ``promtool``; Debian's package is installed when missing (as root)."""
+    if shutil.which("promtool") is None or shutil.which("prometheus") is None:
+        if shutil.which("apt-get") is None or os.geteuid() != 0:
+            pytest.skip("prometheus is not installed and apt-get cannot install it here (needs apt-get as root)")
+        done = subprocess.run(
+            ["apt-get", "install", "-y", "-q", "prometheus"],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+        )
+        if done.returncode != 0 or shutil.which("prometheus") is None:
+            pytest.skip(f"apt-get install prometheus failed: {done.stderr[-500:]}")
+    return Path(shutil.which("prometheus")).parent
+
+
+@pytest.fixture(scope="session")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """Train, store, serve with two workers; stop the server at the end of the session."""
+    root = tmp_path_factory.mktemp("monitored")
+    corpus = write_learnable_corpus(root / "corpus")
+    result = train_model(corpus, TINY_MODEL, TINY_TRAIN)
+    model_path = save_model(
+        root / "model.pt", result.model, TINY_TRAIN.inference(), training_metadata(result, TINY_TRAIN, Corpus(corpus))
+    )
+    request_log = root / "logs" / "requests.jsonl"
+    env = {
+        **os.environ,
+        "BENTOML_HOME": str(root / "bentoml"),
+        "BENTOML_DO_NOT_TRACK": "True",
+        "BENTOML_CONFIG_OPTIONS": "services.exprfusion.workers=2",
+        "EXPRFUSION_REQUEST_LOG": str(request_log),
+        "EXPRFUSION_DRIFT_WINDOW": "100000",
+    }
+    store = (
+        "import sys; from exprfusion.packaging import package_model, store_model; "
+        "print(store_model(package_model(sys.argv[1], sys.argv[2], metrics={}, smoke_frames=32).parent))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", store, str(model_path), str(root / "package")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    tag = done.stdout.strip().splitlines()[-1]
+    port = free_port()
+    log = root / "server.log"
+    command = [str(Path(sys.executable).parent / "bentoml"), "serve", "serving.service:ExpressionService"]
+    command += ["--working-dir", str(REPOSITORY), "--arg", f"model_tag={tag}"]
+    command += ["--host", "127.0.0.1", "--port", str(port)]
+    with log.open("wb") as sink:
+        process = subprocess.Popen(command, env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_for(f"{url}/readyz", process, log)
+        yield Served(url=url, model_path=model_path, corpus=corpus, request_log=request_log, log=log)
+    finally:
+        stop(process)
+
+
+@pytest.fixture
+def start_prometheus(prometheus_bin: Path, tmp_path: Path) -> Iterator[Callable[[str, list[Path]], str]]:
+    """A factory: ``start_prometheus(target, rule_files)`` runs Prometheus on a free loopback port, scraping
+    ``target`` (host:port) every second and evaluating the rules every second; returns its URL. Stopped after the test.
+    """
+    processes: list[subprocess.Popen] = []
+
+    def start(target: str, rule_files: list[Path]) -> str:
+        config = tmp_path / "prometheus.yml"
+        config.write_text(
+            "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
+            f"rule_files: {[str(path) for path in rule_files]}\n"
+            f"scrape_configs: [{{job_name: exprfusion, static_configs: [{{targets: ['{target}']}}]}}]\n"
+        )
+        port = free_port()
+        command = [str(prometheus_bin / "prometheus"), f"--config.file={config}"]
+        command += [f"--web.listen-address=127.0.0.1:{port}", f"--storage.tsdb.path={tmp_path / 'tsdb'}"]
+        log = tmp_path / "prometheus.log"
+        with log.open("wb") as sink:
+            processes.append(subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True))
+        url = f"http://127.0.0.1:{port}"
+        wait_for(f"{url}/-/ready", processes[-1], log, timeout=30)
+        return url
+
+    try:
+        yield start
+    finally:
+        for process in processes:
+            stop(process)

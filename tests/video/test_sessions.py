@@ -1,0 +1,54 @@
+"""The service's session store: bounded, and idle sessions are dropped (a real clock would make this slow)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from exprfusion.artifact import InferenceSettings
+from exprfusion.model import FusionConfig, FusionTransformer
+from exprfusion.streaming import StreamingPredictor
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+
+
+def _sessions_module():
+    """serving/sessions.py (``serving`` here would name the tests/serving folder)."""
+    spec = importlib.util.spec_from_file_location("serving_sessions", REPOSITORY / "serving" / "sessions.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+sessions = _sessions_module()
+SessionStore, TooManySessions, UnknownSession = sessions.SessionStore, sessions.TooManySessions, sessions.UnknownSession
+
+
+def test_the_bound_holds_until_an_idle_session_expires():
+    now = [0.0]
+    model = FusionTransformer(FusionConfig(visual_dim=4, audio_dim=4, d_model=8, n_layers=1, n_heads=2))
+    inference = InferenceSettings(window=4, stride=2, median_kernel=1)
+    store = SessionStore(
+        lambda: StreamingPredictor(model, inference), max_sessions=2, idle_seconds=60, clock=lambda: now[0]
+    )
+    first, _ = store.open()
+    now[0] = 30.0
+    second, _ = store.open()
+    with pytest.raises(TooManySessions, match="2 streaming sessions"):
+        store.open()
+    now[0] = 61.0  # the first has been idle for 61 s, the second for 31 s
+    store.append(second, visual=torch.zeros(3, 4), audio=torch.zeros(3, 4), face_mask=[True] * 3, audio_mask=[True] * 3)
+    third, _ = store.open()  # the first's slot was freed
+    assert len(store) == 2
+    with pytest.raises(UnknownSession):
+        store.append(first, visual=torch.zeros(1, 4), audio=torch.zeros(1, 4), face_mask=[True], audio_mask=[True])
+    now[0] = 100.0  # the second was used at 61 s: still open
+    store.close(second)
+    with pytest.raises(UnknownSession):
+        store.close(second)
+    assert len(store) == 1 and third

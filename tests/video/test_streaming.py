@@ -1,0 +1,91 @@
+"""Streaming equals offline on every label it finalises, with the delay bound; the tail comes at close."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from exprfusion.artifact import InferenceSettings
+from exprfusion.errors import InputError
+from exprfusion.model import FusionConfig, FusionTransformer
+from exprfusion.predict import predict_video
+from exprfusion.streaming import StreamingPredictor, delay_frames
+
+# stride 3 does not divide 203 - 16, so the offline pipeline adds an end-aligned window the stream cannot foresee
+INFERENCE = InferenceSettings(window=16, stride=3, median_kernel=5)
+N_FRAMES = 203
+
+
+@pytest.fixture(scope="module")
+def model() -> FusionTransformer:
+    torch.manual_seed(0)
+    return FusionTransformer(FusionConfig(visual_dim=12, audio_dim=6, d_model=16, n_layers=1, n_heads=2)).eval()
+
+
+def random_video(n: int, seed: int = 0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {
+        "visual": rng.normal(size=(n, 12)).astype(np.float32),
+        "audio": rng.normal(size=(n, 6)).astype(np.float32),
+        "face_mask": rng.random(n) > 0.2,
+        "audio_mask": rng.random(n) > 0.1,
+    }
+
+
+def stream(model, video, chunk: int) -> tuple[list[np.ndarray], list[int], np.ndarray]:
+    """Append ``video`` in chunks; the labels finalised before close, how many after each chunk, and the tail."""
+    predictor = StreamingPredictor(model, INFERENCE)
+    released, counts = [], []
+    n = video["visual"].shape[0]
+    for first in range(0, n, chunk):
+        update = predictor.append(**{key: value[first : first + chunk] for key, value in video.items()})
+        assert update.first == sum(map(len, released))  # labels come in frame order, none skipped
+        released.append(update.labels)
+        counts.append(sum(map(len, released)))
+    return released, counts, predictor.close().labels
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 300])
+def test_finalised_labels_equal_offline_within_the_delay_bound(model, chunk):
+    video = random_video(N_FRAMES)
+    offline, _ = predict_video(model, INFERENCE, **video)
+    released, counts, tail = stream(model, video, chunk)
+    before_close = np.concatenate(released)
+    np.testing.assert_array_equal(before_close, offline[: before_close.size])
+    np.testing.assert_array_equal(np.concatenate([before_close, tail]), offline)
+    # after m frames, exactly the frames below m - (window + kernel // 2) = m - 18 are final
+    received = np.minimum(np.arange(1, len(counts) + 1) * chunk, N_FRAMES)
+    assert delay_frames(INFERENCE) == 18
+    np.testing.assert_array_equal(counts, np.maximum(received - 18, 0))
+    # the difference to offline is one of time: the last window + half kernel of frames only come at close
+    assert tail.size == min(18, N_FRAMES)
+
+
+def test_the_tail_needs_the_end_of_the_stream(model):
+    """The last frames' labels depend on where the video ends, so they cannot be released before close."""
+    long_video = random_video(N_FRAMES + 10, seed=1)
+    cut = {key: value[:N_FRAMES] for key, value in long_video.items()}
+    short_labels, short_probabilities = predict_video(model, INFERENCE, **cut)
+    long_labels, long_probabilities = predict_video(model, INFERENCE, **long_video)
+    final = N_FRAMES - delay_frames(INFERENCE)
+    np.testing.assert_array_equal(short_labels[:final], long_labels[:final])  # what streaming releases agrees
+    vote_final = N_FRAMES - INFERENCE.window  # votes below this agree exactly; those above depend on the end
+    np.testing.assert_array_equal(short_probabilities[:vote_final], long_probabilities[:vote_final])
+    changed = np.abs(short_probabilities - long_probabilities[:N_FRAMES]).max(axis=1) > 1e-6
+    assert changed[vote_final:].any() and not changed[:vote_final].any()
+
+
+@pytest.mark.parametrize("n", [5, 16])
+def test_streams_shorter_than_a_window_are_labelled_at_close(model, n):
+    video = random_video(n, seed=2)
+    released, _, tail = stream(model, video, 4)
+    assert sum(map(len, released)) == 0
+    np.testing.assert_array_equal(tail, predict_video(model, INFERENCE, **video)[0])
+
+
+def test_whole_video_normalisation_is_refused():
+    model = FusionTransformer(FusionConfig(visual_dim=12, audio_dim=6, d_model=16, n_layers=1, n_heads=2,
+                                           normalisation="video"))  # fmt: skip
+    with pytest.raises(InputError, match="normalisation"):
+        StreamingPredictor(model, INFERENCE)

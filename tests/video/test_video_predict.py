@@ -1,0 +1,90 @@
+"""A video file to labels: the real CLI on an mp4 of a drawn face, with the tiny models as the extractor."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import av
+import numpy as np
+import pandas as pd
+import pytest
+from video.video_factories import BLANK_FRAMES, FPS, FRAME_SIZE, N_FRAMES, save_tiny_artefact
+
+from exprfusion.artifact import load_model
+from exprfusion.errors import InputError, MissingInputError
+from exprfusion.overlay import STRIP_HEIGHT
+from exprfusion.predict import predict_video
+from exprfusion.video_predict import VideoFeatureExtractor, extractor_of, predict_video_path
+
+
+def test_one_label_per_frame_with_times_and_blanked_faces_masked(cli_run):
+    table = pd.read_csv(cli_run[0])
+    assert table["frame"].tolist() == list(range(1, N_FRAMES + 1))  # one row per frame written into the mp4
+    assert table["label"].between(0, 7).all()
+    np.testing.assert_allclose(table["time_s"], np.arange(N_FRAMES) / FPS, atol=1e-6)  # 10 fps, by construction
+    assert (table["fps"] == FPS).all()
+    blank = np.isin(np.arange(N_FRAMES), BLANK_FRAMES)
+    np.testing.assert_array_equal(table["face"].to_numpy(), ~blank)  # face found exactly where it was drawn
+    assert table.loc[blank, "face_x"].isna().all() and table.loc[~blank, "face_x"].notna().all()
+    assert table["audio"].all()
+    np.testing.assert_allclose(table.filter(like="p_").sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_overlay_decodes_with_the_same_frame_count(cli_run):
+    with av.open(str(cli_run[1])) as container:
+        frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+    assert len(frames) == N_FRAMES
+    assert frames[0].shape == (FRAME_SIZE[1] + STRIP_HEIGHT, FRAME_SIZE[0], 3)
+
+
+def test_labels_equal_the_offline_path_on_the_same_features(cli_run, tiny_artefact, face_video):
+    """The video path adds decoding and extraction only: its features through predict_video give its labels."""
+    model, inference, metadata = load_model(tiny_artefact)
+    extractor = VideoFeatureExtractor(model.config, extractor_of(metadata), device="cpu")
+    features = extractor.extract(face_video)
+    assert features.visual.shape == (N_FRAMES, 32) and features.audio.shape == (N_FRAMES, 16)
+    assert not features.visual[list(BLANK_FRAMES)].any()  # no face: zero rows, as in a corpus
+    labels, _ = predict_video(model, inference, **features.model_inputs())
+    np.testing.assert_array_equal(pd.read_csv(cli_run[0])["label"].to_numpy(), labels)
+
+
+def test_model_of_other_features_is_refused_naming_both(tmp_path, tiny_models, face_video):
+    wide = save_tiny_artefact(tmp_path / "wide.pt", tiny_models, visual_dim=48)
+    with pytest.raises(InputError, match=r"width 48.*beit.* gives 32"):
+        predict_video_path(wide, face_video, tmp_path / "x.csv", device="cpu")
+    synthetic = save_tiny_artefact(tmp_path / "synthetic.pt", tiny_models, extractor=False)
+    with pytest.raises(InputError, match="no extractor record"):
+        predict_video_path(synthetic, face_video, tmp_path / "y.csv", device="cpu")
+    assert not (tmp_path / "x.csv").exists() and not (tmp_path / "y.csv").exists()
+
+
+def test_moved_checkpoint_is_named_and_can_be_given(tmp_path, tiny_models, face_video):
+    moved = tmp_path / "models"
+    shutil.copytree(tiny_models, moved)
+    artefact = save_tiny_artefact(tmp_path / "model.pt", moved)
+    shutil.rmtree(moved / "wavlm")
+    with pytest.raises(MissingInputError, match=r"audio model .*wavlm: checkpoint not found.*--audio-model"):
+        predict_video_path(artefact, face_video, tmp_path / "x.csv", device="cpu")
+    written = predict_video_path(
+        artefact, face_video, tmp_path / "y.csv", audio_model=tiny_models / "wavlm", device="cpu"
+    )
+    assert len(pd.read_csv(written[0])) == N_FRAMES
+    # An override is still checked: a 48-wide image model does not give the 32 values the model reads.
+    wide_beit = tmp_path / "beit48"
+    _save_beit(wide_beit, hidden_size=48)
+    with pytest.raises(InputError, match=r"width 32.*beit48 gives 48"):
+        predict_video_path(
+            artefact, face_video, tmp_path / "z.csv", visual_model=wide_beit, audio_model=tiny_models / "wavlm"
+        )
+
+
+def _save_beit(folder: Path, hidden_size: int) -> None:
+    from transformers import BeitConfig, BeitImageProcessor, BeitModel
+
+    config = BeitConfig(
+        hidden_size=hidden_size, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32, image_size=32,
+        patch_size=8, use_mean_pooling=True,
+    )  # fmt: skip
+    BeitModel(config).save_pretrained(folder)
+    BeitImageProcessor(size={"height": 32, "width": 32}).save_pretrained(folder)

@@ -1,0 +1,149 @@
+"""The video routes over HTTP, against a real ``bentoml serve`` of a Bento packaged with the tiny artefact.
+
+The Bento is built by the real package stage script and served as in ``tests/serving`` (its helpers are reused),
+with two stream slots and a 5-second video limit.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+from video.video_factories import N_FRAMES, write_face_video
+
+from exprfusion.artifact import load_model
+from exprfusion.predict import predict_video
+
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+
+MAX_STREAMS = 2
+MAX_VIDEO_SECONDS = 5
+
+
+def _serving_helpers():
+    """tests/serving/conftest.py as a module (its name would clash with the ``serving`` package)."""
+    path = Path(__file__).resolve().parents[1] / "serving" / "conftest.py"
+    spec = importlib.util.spec_from_file_location("serving_test_helpers", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory, tiny_artefact: Path) -> Iterator[str]:
+    """Package the tiny artefact and serve it; the URL."""
+    helpers = _serving_helpers()
+    root = tmp_path_factory.mktemp("video-served")
+    env = {
+        **os.environ,
+        "BENTOML_HOME": str(root / "bentoml"),
+        "BENTOML_DO_NOT_TRACK": "True",
+        "EXPRFUSION_MAX_STREAMS": str(MAX_STREAMS),
+        "EXPRFUSION_MAX_VIDEO_SECONDS": str(MAX_VIDEO_SECONDS),
+    }
+    tag, _ = helpers._package(root / "work", tiny_artefact, env)
+    port = helpers.free_port()
+    log = root / "server.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [str(Path(sys.executable).parent / "bentoml"), "serve", tag, "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        helpers._wait_until_ready(url, process, log)
+        yield url
+    finally:
+        helpers._stop(process)
+
+
+@pytest.fixture(scope="module")
+def client(service) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=service, timeout=300) as session:
+        yield session
+
+
+def test_predict_video_equals_the_cli(client, cli_run, face_video):
+    answer = client.post(
+        "/predict_video",
+        content=face_video.read_bytes(),
+        headers={"content-type": "application/octet-stream"},
+    )
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    table = pd.read_csv(cli_run[0])
+    assert body["labels"] == table["label"].tolist() and len(body["labels"]) == N_FRAMES
+    np.testing.assert_allclose(body["timestamps_s"], table["time_s"], atol=1e-6)
+    assert body["summary"]["fps"] == table["fps"][0]
+    assert [box is not None for box in body["face_boxes"]] == table["face"].tolist()
+
+
+def test_a_video_over_the_duration_limit_gets_413(client, tmp_path):
+    long_video = write_face_video(tmp_path / "long.mp4", n_frames=60, fps=10, blank=())  # 6 s > 5 s
+    answer = client.post(
+        "/predict_video", content=long_video.read_bytes(), headers={"content-type": "application/octet-stream"}
+    )
+    assert answer.status_code == 413 and "limit of 5" in answer.json()["error"], answer.text
+    garbage = client.post(
+        "/predict_video", content=b"not a video", headers={"content-type": "application/octet-stream"}
+    )
+    assert garbage.status_code == 400 and "request" in garbage.json()["error"]
+
+
+def _npz(**arrays) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def test_a_stream_over_http_equals_offline_and_the_session_limit_answers_429(client, tiny_artefact):
+    model, inference, _ = load_model(tiny_artefact)
+    rng = np.random.default_rng(0)
+    n = 40
+    video = {
+        "visual": rng.normal(size=(n, 32)).astype(np.float32),
+        "audio": rng.normal(size=(n, 16)).astype(np.float32),
+        "face_mask": rng.random(n) > 0.2,
+        "audio_mask": np.ones(n, bool),
+    }
+    offline, _ = predict_video(model, inference, **video)
+    sessions = []
+    for _ in range(MAX_STREAMS):
+        opened = client.post("/stream/open", params={"fps": 10})
+        assert opened.status_code == 200, opened.text
+        sessions.append(opened.json())
+    refused = client.post("/stream/open")
+    assert refused.status_code == 429 and "limit" in refused.json()["error"]
+    first = sessions[0]
+    assert first["delay_frames"] == inference.window + inference.median_kernel // 2
+    labels = []
+    for start in range(0, n, 7):
+        chunk = {key: value[start : start + 7] for key, value in video.items()}
+        update = client.post(f"/stream/{first['session']}/append", content=_npz(**chunk))
+        assert update.status_code == 200, update.text
+        assert update.json()["first_frame"] == len(labels)
+        labels += update.json()["labels"]
+    assert len(labels) == n - first["delay_frames"]  # everything but the tail is final before close
+    closed = client.post(f"/stream/{first['session']}/close")
+    assert closed.status_code == 200, closed.text
+    labels += closed.json()["labels"]
+    assert labels == offline.tolist()
+    np.testing.assert_allclose(closed.json()["timestamps_s"][-1], (n - 1) / 10)
+    assert client.post(f"/stream/{first['session']}/append", content=_npz(**video)).status_code == 404
+    reopened = client.post("/stream/open")  # the closed session's slot is free again
+    assert reopened.status_code == 200
+    for session in (sessions[1], reopened.json()):
+        assert client.post(f"/stream/{session['session']}/close").status_code == 200
