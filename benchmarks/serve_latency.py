@@ -49,7 +49,7 @@ from exprfusion.windows import build_window_index
 
 FRAMES = 1800  # one minute at 30 fps
 WIDTHS = (1024, 1024)
-REPRO_INFERENCE = InferenceSettings(window=32, stride=8, median_kernel=31)  # params.yaml's tune.train
+REPRO_INFERENCE = InferenceSettings(window=32, stride=16, median_kernel=31)  # params.yaml's tune.train
 SPECS = {"repro": (128, 2), "paper": (256, 3)}  # d_model, n_layers
 
 

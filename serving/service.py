@@ -19,6 +19,7 @@ video also appends one record to the request log that ``exprfusion drift-report`
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,6 +27,7 @@ from typing import Annotated
 
 import bentoml
 import numpy as np
+import torch
 from bentoml.validators import ContentType
 from fastapi import FastAPI, Request
 from pydantic import BaseModel, Field, Strict, ValidationError
@@ -84,6 +86,9 @@ def _error(ctx: bentoml.Context, status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
+TORCH_THREADS_ENV = "EXPRFUSION_TORCH_THREADS"
+
+
 @bentoml.service(name="exprfusion", traffic={"timeout": 600})
 @bentoml.asgi_app(model_routes)
 class ExpressionService:
@@ -92,6 +97,9 @@ class ExpressionService:
     stored_model = bentoml.models.BentoModel(ARGUMENTS.model_tag)
 
     def __init__(self) -> None:
+        # BentoML limits a CPU worker's BLAS/OpenMP threads to 1 unless the service declares CPUs; one video's windows
+        # are one batched forward pass, which uses every core it is given (EXPRFUSION_TORCH_THREADS, default: all).
+        torch.set_num_threads(int(os.environ.get(TORCH_THREADS_ENV) or os.cpu_count() or 1))
         folder = Path(self.stored_model.path)
         card = json.loads((folder / CARD_FILE).read_text())
         self.model, self.inference, metadata = load_model(folder / card["file"])

@@ -22,10 +22,8 @@ from exprfusion.model import FusionTransformer
 from exprfusion.voting import FramePrediction, soft_vote, vote_and_filter
 from exprfusion.windows import WindowIndex, build_window_index, window_batches
 
-# Windows per forward pass at inference: large enough to keep the model busy, small enough for any GPU or CPU
-# (256 windows of 32 frames: 8 192 frames, 2 x 32 MiB of 1024-d float32 features). On 2 CPU cores, scoring the default
-# validation split took 13.1 s with 64 windows a pass and 7.7 s with 256 (README, "Other figures").
-INFERENCE_BATCH_SIZE = 256
+# Windows per forward pass at inference: large enough to keep the model busy, small enough for any GPU or CPU.
+INFERENCE_BATCH_SIZE = 64
 
 
 class FrameStreams(Protocol):
