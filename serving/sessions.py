@@ -14,6 +14,8 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from exprfusion.streaming import FinalLabels, StreamingPredictor
 
 
@@ -33,6 +35,21 @@ class Session:
     last_used: float
     fps: float | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # Face and audio masks of the frames received but not yet released, in order (for monitoring).
+    pending_masks: tuple[np.ndarray, np.ndarray] = field(
+        default_factory=lambda: (np.zeros(0, dtype=bool), np.zeros(0, dtype=bool))
+    )
+
+    def receive_masks(self, face_mask: np.ndarray, audio_mask: np.ndarray) -> None:
+        """Queue a chunk's masks until its frames' labels are released."""
+        face, audio = self.pending_masks
+        self.pending_masks = (np.concatenate([face, face_mask]), np.concatenate([audio, audio_mask]))
+
+    def release_masks(self, n_frames: int) -> tuple[np.ndarray, np.ndarray]:
+        """The masks of the next ``n_frames`` released frames (labels are released in frame order)."""
+        face, audio = self.pending_masks
+        self.pending_masks = (face[n_frames:], audio[n_frames:])
+        return face[:n_frames], audio[:n_frames]
 
 
 class SessionStore:
@@ -43,6 +60,7 @@ class SessionStore:
         max_sessions: open sessions allowed at once.
         idle_seconds: a session unused for this long is dropped.
         clock: seconds, monotonic (injectable for tests of the expiry).
+        on_release: called with the session and each batch of labels it finalises, in frame order (monitoring).
     """
 
     def __init__(
@@ -51,8 +69,10 @@ class SessionStore:
         max_sessions: int,
         idle_seconds: float,
         clock: Callable[[], float] = time.monotonic,
+        on_release: Callable[[Session, FinalLabels], None] | None = None,
     ) -> None:
         self.factory = factory
+        self.on_release = on_release  # called under the session's lock with each batch of final labels
         self.max_sessions = max_sessions
         self.idle_seconds = idle_seconds
         self.clock = clock
@@ -98,6 +118,9 @@ class SessionStore:
         session = self._get(key)
         with session.lock:
             labels = session.predictor.append(**chunk)
+            session.receive_masks(np.asarray(chunk["face_mask"], bool), np.asarray(chunk["audio_mask"], bool))
+            if self.on_release is not None:
+                self.on_release(session, labels)
             session.last_used = self.clock()
         return session, labels
 
@@ -105,4 +128,7 @@ class SessionStore:
         """End a session: its remaining labels; the slot is freed."""
         session = self._get(key, remove=True)
         with session.lock:
-            return session, session.predictor.close()
+            labels = session.predictor.close()
+            if self.on_release is not None:
+                self.on_release(session, labels)
+            return session, labels

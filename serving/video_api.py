@@ -35,7 +35,7 @@ from exprfusion.video_input import read_video_npz_source
 from exprfusion.video_predict import VideoFeatureExtractor, extractor_of, predict_video_file
 from serving.limits import _positive_int
 from serving.schemas import FramesPerSecond, PredictResponse, http_status, prediction_response
-from serving.sessions import SessionStore, TooManySessions, UnknownSession
+from serving.sessions import Session, SessionStore, TooManySessions, UnknownSession
 
 MAX_VIDEO_BYTES_ENV = "EXPRFUSION_MAX_VIDEO_BYTES"
 MAX_VIDEO_SECONDS_ENV = "EXPRFUSION_MAX_VIDEO_SECONDS"
@@ -132,7 +132,10 @@ class VideoEndpoints:
         except InputError as error:  # the service still labels features; /predict_video names the problem
             self.extractor_error = error
         self.sessions = SessionStore(
-            lambda: StreamingPredictor(model, inference), self.limits.max_streams, self.limits.stream_idle_seconds
+            lambda: StreamingPredictor(model, inference),
+            self.limits.max_streams,
+            self.limits.stream_idle_seconds,
+            on_release=self._observe_stream,
         )
 
     def predict_video(self, body: bytes, query: dict[str, str]) -> tuple[int, VideoPredictResponse | str]:
@@ -171,6 +174,12 @@ class VideoEndpoints:
             timestamps_s=np.round(features.frame_times, 6).tolist(),
             face_boxes=[box.to_list() if box else None for box in features.boxes],
         )
+
+    def _observe_stream(self, session: Session, update: FinalLabels) -> None:
+        """Monitoring sees a stream's frames once their labels are final, with the masks they arrived with."""
+        if self.observe is not None and update.labels.size:
+            face_mask, audio_mask = session.release_masks(update.labels.size)
+            self.observe(update.labels, face_mask, audio_mask)
 
     def open_stream(self, query: dict[str, str]) -> tuple[int, dict[str, Any] | str]:
         """Open a streaming session."""

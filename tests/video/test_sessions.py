@@ -52,3 +52,38 @@ def test_the_bound_holds_until_an_idle_session_expires():
     with pytest.raises(UnknownSession):
         store.close(second)
     assert len(store) == 1 and third
+
+
+def test_released_labels_come_with_the_masks_of_their_own_frames():
+    """Monitoring's view of a stream: every frame once, in order, its masks paired with its final label."""
+    torch.manual_seed(0)
+    model = FusionTransformer(FusionConfig(visual_dim=4, audio_dim=4, d_model=8, n_layers=1, n_heads=2)).eval()
+    inference = InferenceSettings(window=4, stride=2, median_kernel=3)
+    seen = []
+
+    def on_release(session, update):
+        face, audio = session.release_masks(update.labels.size)
+        seen.append((update.first, update.labels.copy(), face, audio))
+
+    store = SessionStore(lambda: StreamingPredictor(model, inference), 1, 60, on_release=on_release)
+    key, _ = store.open()
+    n = 23
+    face = [i % 3 != 0 for i in range(n)]  # frame i has no face when i is a multiple of 3
+    audio = [i % 5 != 0 for i in range(n)]
+    features = torch.randn(n, 4)
+    for start in range(0, n, 7):
+        stop = min(n, start + 7)
+        store.append(
+            key,
+            visual=features[start:stop],
+            audio=features[start:stop],
+            face_mask=face[start:stop],
+            audio_mask=audio[start:stop],
+        )
+    store.close(key)
+    firsts = [first for first, labels, _, _ in seen if labels.size]
+    released_face = [bool(x) for _, _, f, _ in seen for x in f]
+    released_audio = [bool(x) for _, _, _, a in seen for x in a]
+    assert sum(labels.size for _, labels, _, _ in seen) == n
+    assert firsts == sorted(firsts) and firsts[0] == 0
+    assert released_face == face and released_audio == audio
