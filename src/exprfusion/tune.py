@@ -11,7 +11,6 @@ search's definition, so a changed grid, config or corpus never restores an unrel
 from __future__ import annotations
 
 import json
-import logging
 import os
 import shutil
 from collections.abc import Callable, Iterator
@@ -29,6 +28,7 @@ from exprfusion.atomic import atomic_open
 from exprfusion.corpus import Corpus
 from exprfusion.model import FusionConfig
 from exprfusion.progress import console
+from exprfusion.ray_runtime import ray_session as shared_ray_session
 from exprfusion.search_space import SearchSpace, parse_tune_params, search_name
 from exprfusion.train import TrainConfig
 from exprfusion.tune_trial import TrialContext, train_trial
@@ -121,20 +121,9 @@ class _TrialEvents(tune.Callback):
 
 @contextmanager
 def ray_session() -> Iterator[None]:
-    """Use a running Ray, else connect to ``RAY_ADDRESS``, else start a quiet local Ray; stop only what was started."""
-    if ray.is_initialized():
+    """The search's Ray (:func:`exprfusion.ray_runtime.ray_session`): a local Ray gets every CPU of the machine."""
+    with shared_ray_session(num_cpus=os.cpu_count()):
         yield
-        return
-    quiet = {"log_to_driver": False, "logging_level": logging.ERROR}
-    address = os.environ.get("RAY_ADDRESS")
-    if address:
-        ray.init(address=address, **quiet)
-    else:
-        ray.init(num_cpus=os.cpu_count(), include_dashboard=False, **quiet)
-    try:
-        yield
-    finally:
-        ray.shutdown()
 
 
 def _parent_run(experiment_id: str, marker: Path, reuse: bool, tags: dict, params: dict, corpus: Corpus) -> str:

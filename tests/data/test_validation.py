@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from factories import make_record, write_official_tree, write_small_corpus
+from factories import copy_repository, make_record, write_official_tree, write_small_corpus
 from typer.testing import CliRunner
 
 from exprfusion.cli import app
@@ -217,21 +217,6 @@ def _git(repo: Path, *args: str) -> None:
     subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.org", *args], cwd=repo, check=True)
 
 
-def _copy_repository(target: Path) -> None:
-    """Copy the files git would commit (tracked, and untracked but not ignored) into ``target``."""
-    listed = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-        cwd=REPOSITORY,
-        capture_output=True,
-        check=True,
-    ).stdout.decode()
-    for name in filter(None, listed.split("\0")):
-        source = REPOSITORY / name
-        if source.is_file():
-            (target / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target / name)
-
-
 @pytest.mark.slow
 @pytest.mark.integration
 def test_dvc_repro_stops_at_validate_and_trains_nothing(tmp_path):
@@ -242,7 +227,7 @@ def test_dvc_repro_stops_at_validate_and_trains_nothing(tmp_path):
     """
     sources = write_official_tree(tmp_path / "raw")  # pair_right has no cropped_aligned folder
     repo = tmp_path / "repo"
-    _copy_repository(repo)
+    copy_repository(repo)
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["data"]["source"] = "import"
     if "inputs" in params["data"]:  # the folder the corpus stage requires every input to lie in

@@ -12,28 +12,13 @@ from pathlib import Path
 import pytest
 import yaml
 from extract.media_factories import draw_face, write_tiny_tree
-from factories import write_official_tree
+from factories import copy_repository, write_official_tree
 
 from exprfusion.corpus import Corpus
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
 REPOSITORY = Path(__file__).resolve().parents[2]
-
-
-def _copy_repository(target: Path) -> None:
-    """Copy the files git would commit (tracked, and untracked but not ignored) into ``target``."""
-    listed = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-        cwd=REPOSITORY,
-        capture_output=True,
-        check=True,
-    ).stdout.decode()
-    for name in filter(None, listed.split("\0")):
-        source = REPOSITORY / name
-        if source.is_file():
-            (target / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target / name)
 
 
 def _run(repo: Path, *command: str) -> str:
@@ -58,7 +43,7 @@ def _set_data(repo: Path, **data) -> None:
 
 def test_changed_user_inputs_make_the_corpus_stage_stale(tmp_path, tiny_models):
     repo = tmp_path / "repo"
-    _copy_repository(repo)
+    copy_repository(repo)
     for args in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "copy"]):
         subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.org", *args], cwd=repo, check=True)
 

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from factories import copy_repository
 from mlflow import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
@@ -44,21 +45,6 @@ TINY_TRAIN = {
     "seed": 0,
     "device": "cpu",
 }
-
-
-def _copy_repository(target: Path) -> None:
-    """Copy the files git would commit (tracked, and untracked but not ignored) into ``target``."""
-    listed = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-        cwd=REPOSITORY,
-        capture_output=True,
-        check=True,
-    ).stdout.decode()
-    for name in filter(None, listed.split("\0")):
-        source = REPOSITORY / name
-        if source.is_file():
-            (target / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target / name)
 
 
 def _tiny_params(path: Path) -> None:
@@ -161,7 +147,7 @@ def test_validate_stage_names_the_damaged_video(tmp_path):
 def project(tmp_path_factory) -> Project:
     """A git copy of the repository with tiny params, after one full `dvc repro`; tests must leave it as it is."""
     root = tmp_path_factory.mktemp("pipeline")
-    _copy_repository(root)
+    copy_repository(root)
     _tiny_params(root / "params.yaml")
     _git(root, "init", "-q")
     _git(root, "add", "-A")

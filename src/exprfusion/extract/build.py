@@ -100,7 +100,8 @@ def _backend(settings: ExtractSettings, options: RunOptions) -> Iterator[tuple[t
         dtype = compute_dtype(settings.precision, compute_device(settings.device))
         yield dtype, lambda jobs, faces, audio, record: MediaExtractor(settings, record).run(jobs, faces, audio)
         return
-    from exprfusion.extract.distributed import cluster_dtype, ray_session, run_on_ray
+    from exprfusion.extract.distributed import cluster_dtype, run_on_ray
+    from exprfusion.ray_runtime import ray_session
 
     with ray_session():
         yield (

@@ -9,10 +9,7 @@ GPUs in the cluster the CPUs are shared out among workers instead.
 
 from __future__ import annotations
 
-import logging
-import os
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -21,26 +18,6 @@ from exprfusion.extract.checkpoints import compute_dtype
 from exprfusion.extract.plan import MediaJob
 from exprfusion.extract.settings import ExtractSettings
 from exprfusion.extract.worker import MediaExtractor, Result
-
-
-@contextmanager
-def ray_session() -> Iterator[None]:
-    """Use a running Ray, else connect to ``RAY_ADDRESS``, else start a local Ray; stop only what was started here."""
-    import ray
-
-    if ray.is_initialized():
-        yield
-        return
-    quiet = {"log_to_driver": False, "logging_level": logging.ERROR}
-    address = os.environ.get("RAY_ADDRESS")
-    if address:
-        ray.init(address=address, **quiet)
-    else:
-        ray.init(include_dashboard=False, **quiet)
-    try:
-        yield
-    finally:
-        ray.shutdown()
 
 
 def _cluster_gpus() -> int:
