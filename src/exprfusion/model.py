@@ -5,7 +5,8 @@
     audio  (B,T,Da) ─ FeatureStandardiser ─┘                └─ ModalityProjection ─ TemporalEncoder ─┘
         ... ─ SafeCrossAttention (V reads A) ─┐
         ... ─ SafeCrossAttention (A reads V) ─┴─ GatedFusion ─ ClassifierHead ─ logits (B,T,C)
-    (training only: each TemporalEncoder ─ auxiliary ClassifierHead ─ that branch's own logits and loss)
+    (with aux_loss_weight > 0: each TemporalEncoder ─ auxiliary ClassifierHead ─ that branch's own logits, with
+     their own loss in training; a window without any face takes the audio branch's logits, see below)
 
 Each modality is standardised per dimension first, with means and spreads fitted on the training frames where it is
 present and stored as buffers, so every consumer of the model (predict, evaluate, the service) applies them. Real
@@ -14,8 +15,10 @@ states carry a few dimensions 10–100 times larger than the rest.
 
 With ``aux_loss_weight > 0`` each encoder's output also feeds an auxiliary ClassifierHead whose loss is taken on
 the frames its modality covers, so each branch learns to predict alone; with ``visual_drop_share = 1`` modality
-dropout hides only the face, so the audio branch is trained on windows where it must answer by itself. Both are
-the project's settings for the audio path (params.yaml); the paper's defaults here are off and 0.5.
+dropout hides only the face, so the audio branch is trained on windows where it must answer by itself. A window
+without any face is then answered by the audio branch's own head (the fused head, trained mostly on windows with
+faces, is the weaker audio-only classifier: measured in the README). These are the project's settings for the
+audio path (params.yaml); the paper's defaults here are off and 0.5.
 
 Availability masks (``face_mask``, ``audio_mask``: True = present) travel with the features. Every attention is
 "safe": a sample whose keys are all unavailable never forms a softmax over only -inf, so outputs and gradients stay
@@ -385,15 +388,23 @@ class FusionTransformer(nn.Module):
             face_mask, audio_mask = self.modality_dropout(face_mask, audio_mask, generator=generator)
             visual_frames = self._encode(visual, face_mask, "visual")
             audio_frames = self._encode(audio, audio_mask, "audio")
-            if branch_outputs is not None and hasattr(self, "visual_aux_head"):
-                branch_outputs["visual"] = (self.visual_aux_head(visual_frames), face_mask)
-                branch_outputs["audio"] = (self.audio_aux_head(audio_frames), audio_mask)
+            audio_alone = None
+            if hasattr(self, "audio_aux_head"):
+                audio_alone = self.audio_aux_head(audio_frames)  # (B, T, C)
+                if branch_outputs is not None:
+                    branch_outputs["visual"] = (self.visual_aux_head(visual_frames), face_mask)
+                    branch_outputs["audio"] = (audio_alone, audio_mask)
             # Both directions read the other branch's encoder output, once, after the encoders.
             visual_frames, audio_frames = (
                 self.visual_reads_audio(visual_frames, audio_frames, audio_mask),
                 self.audio_reads_visual(audio_frames, visual_frames, face_mask),
             )
             frames = self.fusion(visual_frames, audio_frames, face_mask, audio_mask)  # (B, T, D)
+            if audio_alone is not None:
+                # A window without any face is answered by the audio branch's own head, trained on every window
+                # to predict from the audio alone; the fused head sees such windows only under modality dropout.
+                faceless = (~face_mask.any(dim=1) & audio_mask.any(dim=1))[:, None, None]  # (B, 1, 1)
+                return torch.where(faceless, audio_alone, self.head(frames))
         return self.head(frames)  # (B, T, n_classes)
 
     def _encode(self, features: Tensor, available: Tensor, branch: str) -> Tensor:

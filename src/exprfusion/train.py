@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from exprfusion.artifact import InferenceSettings
 from exprfusion.atomic import atomic_path
@@ -64,6 +65,14 @@ class TrainConfig:
     # split (the validation split is then only reported), or "validation" (as papers that select on it do).
     selection: str = "holdout"
     holdout_fraction: float = 0.2  # share of the training split's labelled frames held out for selection
+    # With holdout selection: once the holdout has chosen the epoch, train again from scratch on the whole training
+    # split (same seed and schedule) up to that epoch, and keep that model; the holdout's 20 % of the subjects
+    # are worth more as training data than as a stopping rule. The search's trials only select and never refit.
+    refit: bool = True
+    # Exponential moving average of the weights, updated after every step (0: off). The averaged weights are the
+    # ones scored, selected and kept: they smooth out the last steps' noise, which with few subjects moves the
+    # held-out scores by several points from one seed to the next.
+    ema_decay: float = 0.0
 
     def __post_init__(self) -> None:
         if self.stride is None:
@@ -74,6 +83,8 @@ class TrainConfig:
             raise InputError(f"median_kernel must be an odd integer >= 1, got {self.median_kernel}")
         if self.precision not in PRECISIONS:
             raise InputError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise InputError(f"ema_decay must lie in [0, 1), got {self.ema_decay}")
         if self.selection not in SELECTIONS:
             raise InputError(f"selection must be one of {SELECTIONS}, got {self.selection!r}")
 
@@ -100,6 +111,9 @@ class TrainResult:
     best_metrics: dict[str, float]
     history: list[EpochReport] = field(default_factory=list)
     stopped_early: bool = False
+    # True when the returned model was retrained on the whole training split after holdout selection (best_metrics
+    # are then the selection run's scores on its holdout, which the refit model has trained on).
+    refit: bool = False
     # The validation split's scores of the best model, measured once after training; with selection "validation"
     # they are the best epoch's own.
     validation_metrics: dict[str, Any] = field(default_factory=dict)
@@ -122,7 +136,7 @@ def warmup_cosine(total_steps: int, warmup_fraction: float) -> Callable[[int], f
 
 
 # Settings a resumed run may change: they move the run, not its results.
-RESUMABLE_CHANGES: frozenset[str] = frozenset({"device", "eval_batch_size", "precision"})
+RESUMABLE_CHANGES: frozenset[str] = frozenset({"device", "eval_batch_size", "precision", "refit"})
 
 
 def _differences(saved: dict[str, Any], current: dict[str, Any], ignore: frozenset[str] = frozenset()) -> list[str]:
@@ -164,6 +178,137 @@ def _frame_mask(config: FusionConfig, batch: Any) -> torch.Tensor | None:
     return None
 
 
+@dataclass
+class _Run:
+    """One model being optimised on one training set: the model, its loss, optimiser, schedule and windows."""
+
+    model: FusionTransformer
+    model_config: FusionConfig
+    config: TrainConfig
+    train_data: SplitData
+    loss_fn: FocalLoss
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    rows: torch.Tensor
+    valid: torch.Tensor
+    steps_per_epoch: int
+    averaged: AveragedModel | None = None
+
+    @property
+    def kept_model(self) -> FusionTransformer:
+        """The model that is scored and kept: the weight average when ``ema_decay`` is on, else the trained one."""
+        return self.averaged.module if self.averaged is not None else self.model
+
+    @classmethod
+    def start(
+        cls, model_config: FusionConfig, config: TrainConfig, train_data: SplitData, device: torch.device
+    ) -> _Run:
+        """A freshly initialised model (standardisers fitted on ``train_data``) and its optimiser, scheduled over
+        ``config.epochs`` epochs of ``train_data``'s windows."""
+        model = FusionTransformer(model_config).to(device)
+        if model_config.normalisation == "video":  # what the model reads at inference (inference.window_logits)
+            visual, audio = centred_per_video(train_data, train_data.lengths, train_data.offsets)
+            train_data = dataclasses.replace(train_data, visual=visual, audio=audio)
+        model.fit_standardisation(train_data.visual, train_data.audio, train_data.face_mask, train_data.audio_mask)
+        labels = train_data.labels[train_data.labels >= 0].cpu().numpy()
+        counts = np.bincount(labels, minlength=model_config.n_classes)
+        weights = inverse_frequency_weights(counts, config.class_weight_power) if config.class_weight_power else None
+        optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        index = train_data.window_index(config.window, config.stride)
+        steps_per_epoch = math.ceil(index.n_windows / config.batch_size)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, warmup_cosine(steps_per_epoch * config.epochs, config.warmup_fraction)
+        )
+        averaged = None
+        if config.ema_decay > 0:
+            averaged = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay), use_buffers=True)
+        return cls(
+            averaged=averaged,
+            model=model,
+            model_config=model_config,
+            config=config,
+            train_data=train_data,
+            loss_fn=FocalLoss(gamma=config.focal_gamma, class_weights=weights).to(device),
+            optimizer=optimizer,
+            scheduler=scheduler,
+            rows=torch.from_numpy(index.rows).to(device),
+            valid=torch.from_numpy(index.valid).to(device),
+            steps_per_epoch=steps_per_epoch,
+        )
+
+    def train_epoch(self, generator: torch.Generator) -> float:
+        """One pass over the training windows in a random order; returns the mean training loss."""
+        model, config, model_config = self.model, self.config, self.model_config
+        model.train()
+        n_windows = self.rows.shape[0]
+        order = torch.randperm(n_windows, generator=generator).to(self.rows.device)
+        total_loss, n_batches = 0.0, 0
+        for step in range(self.steps_per_epoch):
+            ids = order[step * config.batch_size : (step + 1) * config.batch_size]
+            batch = gather_windows(self.train_data, self.rows[ids], self.valid[ids])
+            with autocast_for(self.rows.device, config.precision):
+                branches: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+                logits = model(
+                    batch.visual,
+                    batch.audio,
+                    batch.face_mask,
+                    batch.audio_mask,
+                    generator=generator,
+                    branch_outputs=branches,
+                )
+            loss = self.loss_fn(logits, batch.labels, _frame_mask(model_config, batch))
+            for branch_logits, seen in branches.values():  # each branch learns to predict alone where it sees
+                loss = loss + model_config.aux_loss_weight * self.loss_fn(branch_logits, batch.labels, seen)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            self.optimizer.step()
+            self.scheduler.step()
+            if self.averaged is not None:
+                self.averaged.update_parameters(model)
+            total_loss += float(loss.detach())
+            n_batches += 1
+        return total_loss / max(1, n_batches)
+
+    def last_lr(self) -> float:
+        """The learning rate of the last step."""
+        return float(self.scheduler.get_last_lr()[0])
+
+    def state(self) -> dict[str, Any]:
+        """What a checkpoint needs to continue this run: model, optimiser and schedule states."""
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "averaged": self.averaged.state_dict() if self.averaged is not None else None,
+        }
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Continue from a checkpoint's states (as :meth:`state` wrote them)."""
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        if self.averaged is not None:
+            self.averaged.load_state_dict(state["averaged"])
+
+
+def refit_on_all(
+    model_config: FusionConfig, config: TrainConfig, train_data: SplitData, epochs: int, device: torch.device
+) -> FusionTransformer:
+    """Train a fresh model on the whole training split for the ``epochs`` that holdout selection chose.
+
+    The seed, the schedule (over ``config.epochs``) and every setting are the selection run's; only the data grows
+    by the holdout, and training stops after the chosen epoch instead of being scored. The validation split is
+    never read.
+    """
+    generator = seed_everything(config.seed)
+    run = _Run.start(model_config, config, train_data.to(device), device)
+    for _ in range(epochs):
+        run.train_epoch(generator)
+    run.kept_model.eval()
+    return run.kept_model
+
+
 def train_model(
     corpus: Corpus | str | Path,
     model_config: FusionConfig,
@@ -196,6 +341,7 @@ def train_model(
         corpus = Corpus(corpus)
     corpus_hash = corpus.content_hash() if corpus is not None else None
     train_data, val_data = splits or (load_split(corpus, "train"), load_split(corpus, "validation"))
+    whole_train = train_data
     if config.selection == "holdout":
         train_data, select_data = holdout_split(train_data, config.holdout_fraction)
     else:
@@ -209,22 +355,8 @@ def train_model(
             "max_len": max(model_config.max_len, config.window),
         }
     )
-    model = FusionTransformer(model_config).to(device)
-    if model_config.normalisation == "video":  # what the model reads at inference (inference.window_logits)
-        visual, audio = centred_per_video(train_data, train_data.lengths, train_data.offsets)
-        train_data = dataclasses.replace(train_data, visual=visual, audio=audio)
-    model.fit_standardisation(train_data.visual, train_data.audio, train_data.face_mask, train_data.audio_mask)
-    counts = np.bincount(train_data.labels[train_data.labels >= 0].cpu().numpy(), minlength=model_config.n_classes)
-    weights = inverse_frequency_weights(counts, config.class_weight_power) if config.class_weight_power else None
-    loss_fn = FocalLoss(gamma=config.focal_gamma, class_weights=weights).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    index = train_data.window_index(config.window, config.stride)
-    steps_per_epoch = math.ceil(index.n_windows / config.batch_size)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, warmup_cosine(steps_per_epoch * config.epochs, config.warmup_fraction)
-    )
-    rows = torch.from_numpy(index.rows).to(device)
-    valid = torch.from_numpy(index.valid).to(device)
+    run = _Run.start(model_config, config, train_data, device)
+    model = run.kept_model  # what is scored, selected and returned
 
     history: list[EpochReport] = []
     best = {"epoch": -1, "metrics": {"macro_f1": -1.0}, "state": None}
@@ -233,9 +365,7 @@ def train_model(
     if checkpoint_path and checkpoint_path.is_file():
         state = torch.load(checkpoint_path, map_location=device, weights_only=False)
         check_checkpoint_matches(checkpoint_path, state, model_config, config, corpus_hash)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
+        run.load_state(state)
         generator.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
         if device.type == "cuda" and state.get("cuda_rng") is not None:
@@ -250,37 +380,12 @@ def train_model(
             stopped_early = True
             break
         started = time.perf_counter()
-        model.train()
-        order = torch.randperm(index.n_windows, generator=generator).to(device)
-        total_loss, n_batches = 0.0, 0
-        for step in range(steps_per_epoch):
-            ids = order[step * config.batch_size : (step + 1) * config.batch_size]
-            batch = gather_windows(train_data, rows[ids], valid[ids])
-            with autocast_for(device, config.precision):
-                branches: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
-                logits = model(
-                    batch.visual,
-                    batch.audio,
-                    batch.face_mask,
-                    batch.audio_mask,
-                    generator=generator,
-                    branch_outputs=branches,
-                )
-            loss = loss_fn(logits, batch.labels, _frame_mask(model_config, batch))
-            for branch_logits, seen in branches.values():  # each branch learns to predict alone where it sees
-                loss = loss + model_config.aux_loss_weight * loss_fn(branch_logits, batch.labels, seen)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            optimizer.step()
-            scheduler.step()
-            total_loss += float(loss.detach())
-            n_batches += 1
+        train_loss = run.train_epoch(generator)
         metrics = score_split(model, select_data, config.inference(), batch_size=config.eval_batch_size).metrics
         report = EpochReport(
             epoch=epoch,
-            train_loss=total_loss / max(1, n_batches),
-            lr=float(scheduler.get_last_lr()[0]),
+            train_loss=train_loss,
+            lr=run.last_lr(),
             seconds=time.perf_counter() - started,
             metrics=metrics,
         )
@@ -292,9 +397,7 @@ def train_model(
             checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
             state = {
                 "epoch": epoch,
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
+                **run.state(),
                 "generator": generator.get_state(),
                 # nn.Dropout draws from the global RNG: save it too, so a resumed run continues identically.
                 "torch_rng": torch.get_rng_state(),
@@ -314,6 +417,9 @@ def train_model(
     if best["state"] is not None:
         model.load_state_dict(best["state"])
     model.eval()
+    refit = config.selection == "holdout" and config.refit and best["epoch"] >= 0
+    if refit:  # the holdout chose the epoch; the model to keep learns from every training video
+        model = refit_on_all(model_config, config, whole_train, best["epoch"] + 1, device)
     # The validation split is scored once, after the model is chosen (with selection "validation" its scores are
     # the best epoch's own); its predicted-class distribution is the reference of drift monitoring.
     validation_scores = score_split(model, val_data.to(device), config.inference(), batch_size=config.eval_batch_size)
@@ -326,6 +432,7 @@ def train_model(
         best_metrics=dict(best["metrics"]),
         history=history,
         stopped_early=stopped_early,
+        refit=refit,
         validation_metrics=reported,
         prediction_prior=class_shares(validation_scores.prediction.labels, model_config.n_classes),
     )
@@ -341,6 +448,7 @@ def training_metadata(result: TrainResult, train_config: TrainConfig, corpus: Co
         "prediction_prior": result.prediction_prior,
         "epochs_run": len(result.history),
         "stopped_early": result.stopped_early,
+        "refit": result.refit,
         "train_config": train_config.to_dict(),
         "corpus": str(corpus.root),
         "corpus_hash": corpus.content_hash(),

@@ -358,6 +358,26 @@ def test_auxiliary_heads_give_each_branch_its_own_logits_and_frames():
     assert untouched == {} and not hasattr(plain, "visual_aux_head"), "no auxiliary heads without their loss"
 
 
+def test_a_window_without_any_face_is_answered_by_the_audio_head_alone():
+    torch.manual_seed(0)
+    config = FusionConfig(visual_dim=8, audio_dim=6, d_model=16, n_layers=1, n_heads=2, aux_loss_weight=1.0)
+    model = FusionTransformer(config).eval()
+    visual, audio = torch.randn(2, 10, 8), torch.randn(2, 10, 6)
+    face_mask = torch.ones(2, 10, dtype=torch.bool)
+    face_mask[0] = False  # window 0 has no face at all; window 1 has every face
+    audio_mask = torch.ones(2, 10, dtype=torch.bool)
+    with torch.no_grad():
+        logits = model(visual, audio, face_mask, audio_mask)
+        # The reference, box by box: standardise, project and encode the audio, then its own head.
+        standardised = model.audio_standardiser(audio)
+        audio_alone = model.audio_aux_head(model.audio_encoder(model.audio_projection(standardised), audio_mask))
+        # And the fused path of window 1, with its faces.
+        fused = model(visual[1:], audio[1:], face_mask[1:], audio_mask[1:])
+    torch.testing.assert_close(logits[0], audio_alone[0])
+    torch.testing.assert_close(logits[1], fused[0])
+    assert not torch.allclose(logits[1], audio_alone[1]), "a window with faces keeps the fused head"
+
+
 def test_visual_drop_share_one_drops_only_faces():
     dropout = ModalityDropout(1.0, visual_share=1.0).train()
     face_mask = torch.ones(64, 5, dtype=torch.bool)

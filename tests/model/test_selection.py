@@ -84,3 +84,38 @@ def test_selection_on_validation_does_read_them(corpus):
     honest = train_model(None, MODEL, config, splits=(train, validation))
     tricked = train_model(None, MODEL, config, splits=(train, poisoned))
     assert honest.best_metrics != tricked.best_metrics
+
+
+class Interrupt(Exception):
+    """Raised from a callback to stop a plain run after the epoch the refit must reproduce."""
+
+
+def test_the_kept_model_is_refit_on_every_training_video_up_to_the_chosen_epoch(corpus, tmp_path):
+    train, validation = load_split(corpus, "train"), load_split(corpus, "validation")
+    selected = train_model(None, MODEL, replace(TRAIN, refit=False), splits=(train, validation))
+    refit = train_model(None, MODEL, TRAIN, splits=(train, validation))
+    assert not selected.refit and refit.refit
+    assert refit.best_epoch == selected.best_epoch and refit.best_metrics == selected.best_metrics
+
+    # The reference: the plain loop on the whole training split (same seed and schedule), stopped after the
+    # chosen epoch; its checkpoint holds the weights after that epoch.
+    def stop(report):
+        if report.epoch == selected.best_epoch:
+            raise Interrupt
+
+    plain = replace(TRAIN, selection="validation", refit=False)
+    with pytest.raises(Interrupt):
+        train_model(None, MODEL, plain, splits=(train, validation), run_dir=tmp_path, callback=stop)
+    reference = torch.load(tmp_path / "checkpoint.pt", weights_only=False)["model"]
+    kept = refit.model.state_dict()
+    assert kept.keys() == reference.keys()
+    for name, value in reference.items():
+        torch.testing.assert_close(kept[name], value, msg=name)
+    # The holdout's frames changed the weights: the selection run's own model is another one.
+    assert not torch.equal(kept["head.4.weight"], selected.model.state_dict()["head.4.weight"])
+
+
+def test_selection_on_validation_never_refits(corpus):
+    train, validation = load_split(corpus, "train"), load_split(corpus, "validation")
+    config = replace(TRAIN, selection="validation", refit=True)
+    assert not train_model(None, MODEL, config, splits=(train, validation)).refit
