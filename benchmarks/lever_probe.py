@@ -1,9 +1,10 @@
 """Quick probe of one training lever at `make repro` scale on 2 CPU cores (the ablation's rows are a GPU job).
 
-Trains the fusion model of the default search (d 128, l 2, p 0.1, 4 epochs, holdout selection) with the given
-overrides and prints one JSON line: the holdout macro-F1 that selection saw, validation macro-F1 after voting and
-the median filter, the same with every face hidden, and the same after logit adjustment by the train prior
-(``tau`` 0.5 and 1: logits minus ``tau * log prior``, the post-hoc adjustment of Menon et al., 2021).
+Trains the fusion model of the default search (d 128, l 2, p 0.1, 4 epochs, holdout selection, then the refit on the
+whole training split) with the given overrides and prints one JSON line: the holdout macro-F1 that selection saw,
+validation macro-F1 after voting and the median filter, the same with every face hidden, and the same after logit
+adjustment by the train prior (``tau`` 0.5 and 1: logits minus ``tau * log prior``, the post-hoc adjustment of Menon
+et al., 2021). ``--train '{"refit": false}'`` scores the selection run's own model, as the probes before the refit.
 
     python benchmarks/lever_probe.py data/corpus w=32 --train '{"window": 32}'
     python benchmarks/lever_probe.py data/corpus aux --model '{"aux_loss_weight": 1.0}' --train '{"seed": 1}'

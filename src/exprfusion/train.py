@@ -12,18 +12,19 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch import Tensor
 
 from exprfusion.artifact import InferenceSettings
 from exprfusion.atomic import atomic_path
 from exprfusion.corpus import Corpus
-from exprfusion.data import SplitData, gather_windows, holdout_split, load_split
+from exprfusion.data import SplitData, WindowBatch, gather_windows, holdout_split, load_split
 from exprfusion.devices import PRECISIONS, autocast_for, resolve_device
 from exprfusion.epoch_report import EpochReport
 from exprfusion.errors import InputError
 from exprfusion.inference import INFERENCE_BATCH_SIZE, centred_per_video
 from exprfusion.losses import FocalLoss, inverse_frequency_weights
 from exprfusion.metrics import class_shares
+from exprfusion.mixup import mix_windows
 from exprfusion.model import FusionConfig, FusionTransformer
 from exprfusion.scoring import score_split
 from exprfusion.seeding import seed_everything
@@ -69,10 +70,9 @@ class TrainConfig:
     # split (same seed and schedule) up to that epoch, and keep that model; the holdout's 20 % of the subjects
     # are worth more as training data than as a stopping rule. The search's trials only select and never refit.
     refit: bool = True
-    # Exponential moving average of the weights, updated after every step (0: off). The averaged weights are the
-    # ones scored, selected and kept: they smooth out the last steps' noise, which with few subjects moves the
-    # held-out scores by several points from one seed to the next.
-    ema_decay: float = 0.0
+    # Mixup over windows (exprfusion.mixup): each batch's windows are blended in pairs with a weight drawn from
+    # Beta(mixup_alpha, mixup_alpha), and so are their losses; 0 turns it off.
+    mixup_alpha: float = 0.0
 
     def __post_init__(self) -> None:
         if self.stride is None:
@@ -83,8 +83,8 @@ class TrainConfig:
             raise InputError(f"median_kernel must be an odd integer >= 1, got {self.median_kernel}")
         if self.precision not in PRECISIONS:
             raise InputError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
-        if not 0.0 <= self.ema_decay < 1.0:
-            raise InputError(f"ema_decay must lie in [0, 1), got {self.ema_decay}")
+        if self.mixup_alpha < 0:
+            raise InputError(f"mixup_alpha must be >= 0, got {self.mixup_alpha}")
         if self.selection not in SELECTIONS:
             raise InputError(f"selection must be one of {SELECTIONS}, got {self.selection!r}")
 
@@ -192,12 +192,6 @@ class _Run:
     rows: torch.Tensor
     valid: torch.Tensor
     steps_per_epoch: int
-    averaged: AveragedModel | None = None
-
-    @property
-    def kept_model(self) -> FusionTransformer:
-        """The model that is scored and kept: the weight average when ``ema_decay`` is on, else the trained one."""
-        return self.averaged.module if self.averaged is not None else self.model
 
     @classmethod
     def start(
@@ -219,11 +213,7 @@ class _Run:
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, warmup_cosine(steps_per_epoch * config.epochs, config.warmup_fraction)
         )
-        averaged = None
-        if config.ema_decay > 0:
-            averaged = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay), use_buffers=True)
         return cls(
-            averaged=averaged,
             model=model,
             model_config=model_config,
             config=config,
@@ -246,6 +236,9 @@ class _Run:
         for step in range(self.steps_per_epoch):
             ids = order[step * config.batch_size : (step + 1) * config.batch_size]
             batch = gather_windows(self.train_data, self.rows[ids], self.valid[ids])
+            blend = self._mix(batch, generator) if config.mixup_alpha > 0 else None
+            if blend is not None:
+                batch = blend[0]
             with autocast_for(self.rows.device, config.precision):
                 branches: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
                 logits = model(
@@ -256,19 +249,42 @@ class _Run:
                     generator=generator,
                     branch_outputs=branches,
                 )
-            loss = self.loss_fn(logits, batch.labels, _frame_mask(model_config, batch))
+            loss = self._loss(logits, batch, _frame_mask(model_config, batch), blend)
             for branch_logits, seen in branches.values():  # each branch learns to predict alone where it sees
-                loss = loss + model_config.aux_loss_weight * self.loss_fn(branch_logits, batch.labels, seen)
+                loss = loss + model_config.aux_loss_weight * self._loss(branch_logits, batch, seen, blend)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
             self.optimizer.step()
             self.scheduler.step()
-            if self.averaged is not None:
-                self.averaged.update_parameters(model)
             total_loss += float(loss.detach())
             n_batches += 1
         return total_loss / max(1, n_batches)
+
+    def _mix(self, batch: WindowBatch, generator: torch.Generator) -> tuple[WindowBatch, Tensor, float]:
+        """Mixup of the batch's windows in pairs: the mixed batch, the partners' labels and each window's own share."""
+        alpha = self.config.mixup_alpha
+        # The weight ~ Beta(alpha, alpha) and the pairing both come from the run's generator (reproducible, resumable).
+        seed = int(torch.randint(2**31 - 1, (1,), generator=generator))
+        weight = float(np.random.default_rng(seed).beta(alpha, alpha))
+        partner = torch.randperm(batch.labels.shape[0], generator=generator).to(batch.labels.device)
+        means = [_standardisation_mean(self.model, branch, batch) for branch in ("visual", "audio")]
+        mixed, partner_labels = mix_windows(batch, partner, weight, *means)
+        return mixed, partner_labels, weight
+
+    def _loss(
+        self,
+        logits: Tensor,
+        batch: WindowBatch,
+        frame_mask: Tensor | None,
+        blend: tuple[WindowBatch, Tensor, float] | None,
+    ) -> Tensor:
+        """The loss against the batch's labels, or with mixup the same blend of the losses against both windows'."""
+        own = self.loss_fn(logits, batch.labels, frame_mask)
+        if blend is None:
+            return own
+        _, partner_labels, weight = blend
+        return weight * own + (1.0 - weight) * self.loss_fn(logits, partner_labels, frame_mask)
 
     def last_lr(self) -> float:
         """The learning rate of the last step."""
@@ -280,7 +296,6 @@ class _Run:
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
-            "averaged": self.averaged.state_dict() if self.averaged is not None else None,
         }
 
     def load_state(self, state: dict[str, Any]) -> None:
@@ -288,25 +303,38 @@ class _Run:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
-        if self.averaged is not None:
-            self.averaged.load_state_dict(state["averaged"])
+
+
+def _standardisation_mean(model: FusionTransformer, branch: str, batch: WindowBatch) -> Tensor:
+    """The mean a branch's standardiser subtracts (zeros for a branch the model does not build)."""
+    standardiser = getattr(model, f"{branch}_standardiser", None)
+    if standardiser is not None:
+        return standardiser.mean
+    return torch.zeros(getattr(batch, branch).shape[-1], device=batch.labels.device)
 
 
 def refit_on_all(
-    model_config: FusionConfig, config: TrainConfig, train_data: SplitData, epochs: int, device: torch.device
+    model_config: FusionConfig,
+    config: TrainConfig,
+    train_data: SplitData,
+    epochs: int,
+    device: torch.device,
+    progress: Callable[[int, int], None] | None = None,
 ) -> FusionTransformer:
     """Train a fresh model on the whole training split for the ``epochs`` that holdout selection chose.
 
     The seed, the schedule (over ``config.epochs``) and every setting are the selection run's; only the data grows
     by the holdout, and training stops after the chosen epoch instead of being scored. The validation split is
-    never read.
+    never read. ``progress(done, epochs)`` is called after every epoch.
     """
     generator = seed_everything(config.seed)
     run = _Run.start(model_config, config, train_data.to(device), device)
-    for _ in range(epochs):
+    for epoch in range(epochs):
         run.train_epoch(generator)
-    run.kept_model.eval()
-    return run.kept_model
+        if progress:
+            progress(epoch + 1, epochs)
+    run.model.eval()
+    return run.model
 
 
 def train_model(
@@ -333,7 +361,9 @@ def train_model(
     Returns:
         The best model (by macro-F1 after voting + median filtering on the selection split: a media-disjoint holdout
         of the training split, or the validation split with ``selection="validation"``), its history, and the
-        validation split's scores of that model.
+        validation split's scores of that model. With holdout selection and ``config.refit`` the model returned is
+        the refit on the whole training split up to the best epoch (:func:`refit_on_all`); the refit is not
+        checkpointed, and a resumed run whose selection has finished refits again.
     """
     generator = seed_everything(config.seed)
     device = resolve_device(config.device)
@@ -356,7 +386,7 @@ def train_model(
         }
     )
     run = _Run.start(model_config, config, train_data, device)
-    model = run.kept_model  # what is scored, selected and returned
+    model = run.model
 
     history: list[EpochReport] = []
     best = {"epoch": -1, "metrics": {"macro_f1": -1.0}, "state": None}
@@ -419,7 +449,9 @@ def train_model(
     model.eval()
     refit = config.selection == "holdout" and config.refit and best["epoch"] >= 0
     if refit:  # the holdout chose the epoch; the model to keep learns from every training video
-        model = refit_on_all(model_config, config, whole_train, best["epoch"] + 1, device)
+        ran = len(history)  # the progress goes on counting epochs through the refit
+        refit_progress = (lambda done, total: progress(ran + done, ran + total)) if progress else None
+        model = refit_on_all(model_config, config, whole_train, best["epoch"] + 1, device, refit_progress)
     # The validation split is scored once, after the model is chosen (with selection "validation" its scores are
     # the best epoch's own); its predicted-class distribution is the reference of drift monitoring.
     validation_scores = score_split(model, val_data.to(device), config.inference(), batch_size=config.eval_batch_size)

@@ -362,18 +362,21 @@ def test_a_window_without_any_face_is_answered_by_the_audio_head_alone():
     torch.manual_seed(0)
     config = FusionConfig(visual_dim=8, audio_dim=6, d_model=16, n_layers=1, n_heads=2, aux_loss_weight=1.0)
     model = FusionTransformer(config).eval()
-    visual, audio = torch.randn(2, 10, 8), torch.randn(2, 10, 6)
-    face_mask = torch.ones(2, 10, dtype=torch.bool)
-    face_mask[0] = False  # window 0 has no face at all; window 1 has every face
-    audio_mask = torch.ones(2, 10, dtype=torch.bool)
+    visual, audio = torch.randn(3, 10, 8), torch.randn(3, 10, 6)
+    face_mask = torch.ones(3, 10, dtype=torch.bool)
+    face_mask[0] = False  # window 0 has no face at all; window 1 has every face; window 2 has neither input
+    face_mask[2] = False
+    audio_mask = torch.ones(3, 10, dtype=torch.bool)
+    audio_mask[2] = False
     with torch.no_grad():
         logits = model(visual, audio, face_mask, audio_mask)
         # The reference, box by box: standardise, project and encode the audio, then its own head.
         standardised = model.audio_standardiser(audio)
         audio_alone = model.audio_aux_head(model.audio_encoder(model.audio_projection(standardised), audio_mask))
         # And the fused path of window 1, with its faces.
-        fused = model(visual[1:], audio[1:], face_mask[1:], audio_mask[1:])
+        fused = model(visual[1:2], audio[1:2], face_mask[1:2], audio_mask[1:2])
     torch.testing.assert_close(logits[0], audio_alone[0])
+    torch.testing.assert_close(logits[2], audio_alone[2])
     torch.testing.assert_close(logits[1], fused[0])
     assert not torch.allclose(logits[1], audio_alone[1]), "a window with faces keeps the fused head"
 
