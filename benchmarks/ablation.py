@@ -4,8 +4,9 @@ The lever rows change one setting of the fusion row each: no feature normalisati
 mean subtracted before standardising (``norm=video``), per-branch auxiliary losses (``aux=0.3``), modality dropout
 that mostly hides the face (``drop=face``), class weights (``cw=0.5``), stronger weight decay (``wd=0.2``), feature
 dropout and noise on the standardised inputs (``idrop=0.3``, ``noise=0.5``), windows of 128 frames instead of 32
-(``w=128``; the strides scale with it), and selection on the validation split instead of a training holdout
-(``sel=val``).
+(``w=128``; the strides scale with it), selection on the validation split instead of a training holdout
+(``sel=val``), the selection run's own model instead of the refit on the whole training split (``refit=off``),
+mixup over windows (``mixup=0.4``) and the linear window readout beside the deep path (``readout=both``).
 
 Every run trains the fusion Transformer with the same data and schedule. For each run the table shows:
 - macro-F1 after voting + median filtering, and accuracy;
@@ -66,6 +67,9 @@ ROWS: dict[str, dict] = {
     "wd=0.2": BEST,
     "w=128": BEST,
     "sel=val": BEST,
+    "refit=off": BEST,
+    "mixup=0.4": BEST,
+    "readout=both": {**BEST, "window_readout": "both"},
 }
 # Training settings a row changes (every other row trains with the defaults of TrainConfig).
 TRAIN_ROWS: dict[str, dict] = {
@@ -73,6 +77,8 @@ TRAIN_ROWS: dict[str, dict] = {
     "wd=0.2": {"weight_decay": 0.2},
     "w=128": {"window": 128},
     "sel=val": {"selection": "validation"},
+    "refit=off": {"refit": False},
+    "mixup=0.4": {"mixup_alpha": 0.4},
 }
 
 

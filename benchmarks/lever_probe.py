@@ -1,13 +1,16 @@
 """Quick probe of one training lever at `make repro` scale on 2 CPU cores (the ablation's rows are a GPU job).
 
-Trains the fusion model of the default search (d 128, l 2, p 0.1, 4 epochs, holdout selection, then the refit on the
-whole training split) with the given overrides and prints one JSON line: the holdout macro-F1 that selection saw,
-validation macro-F1 after voting and the median filter, the same with every face hidden, and the same after logit
-adjustment by the train prior (``tau`` 0.5 and 1: logits minus ``tau * log prior``, the post-hoc adjustment of Menon
-et al., 2021). ``--train '{"refit": false}'`` scores the selection run's own model, as the probes before the refit.
+Trains the model of the default search (d 128, l 1, p 0.1, auxiliary heads, face-only modality dropout, windows of
+32, 4 epochs) with the given overrides: first the selection run on the 80 % side of the training holdout, then the
+refit on the whole training split up to the epoch the holdout chose. It prints one JSON line: the holdout macro-F1
+that selection saw, the chosen epoch, and for both models (``sel_``: the selection run's own, ``refit_``: the refit)
+validation macro-F1 after voting and the median filter, and the same with every face hidden (``noface``). It also
+reports logit adjustment by the train prior with ``tau`` chosen on the holdout (logits minus ``tau * log prior``,
+the post-hoc adjustment of Menon et al., 2021): the holdout's scores per ``tau``, the refit model's validation scores
+per ``tau``, and the chosen one.
 
-    python benchmarks/lever_probe.py data/corpus w=32 --train '{"window": 32}'
-    python benchmarks/lever_probe.py data/corpus aux --model '{"aux_loss_weight": 1.0}' --train '{"seed": 1}'
+    python benchmarks/lever_probe.py data/corpus reference
+    python benchmarks/lever_probe.py data/corpus readout --model '{"window_readout": "both"}' --train '{"seed": 1}'
 """
 
 from __future__ import annotations
@@ -23,33 +26,54 @@ from exprfusion.data import holdout_split, training_splits
 from exprfusion.inference import window_logits
 from exprfusion.metrics import macro_f1
 from exprfusion.model import FusionConfig
-from exprfusion.train import TrainConfig, train_model
+from exprfusion.scoring import score_split
+from exprfusion.train import TrainConfig, refit_on_all, train_model
 from exprfusion.voting import vote_and_filter
 
-PROBE_MODEL = {"d_model": 128, "n_layers": 2, "modality_dropout": 0.1}
-PROBE_TRAIN = {"epochs": 4, "window": 128}
-TAUS = (0.0, 0.5, 1.0)
+PROBE_MODEL = {"d_model": 128, "n_layers": 1, "modality_dropout": 0.1, "aux_loss_weight": 1.0, "visual_drop_share": 1.0}
+PROBE_TRAIN = {"epochs": 4, "window": 32, "stride": 16, "eval_stride": 16}
+TAUS = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+def adjusted_scores(model, data, config: TrainConfig, prior: np.ndarray) -> list[float]:
+    """Macro-F1 on ``data`` after logit adjustment by ``prior`` at each of ``TAUS`` (voting + median filter)."""
+    inference = config.inference()
+    index = data.window_index(inference.window, inference.stride)
+    logits = window_logits(model, data, index)
+    truth = data.labels.numpy()
+    return [
+        round(
+            macro_f1(
+                truth, vote_and_filter(logits - tau * np.log(prior + 1e-9), index, inference.median_kernel).labels
+            ),
+            4,
+        )
+        for tau in TAUS
+    ]
 
 
 def probe(corpus: str, model_overrides: dict, train_overrides: dict) -> dict:
-    """Train one configuration and score it on the validation split, with and without faces and adjustment."""
+    """Train one configuration (selection run, then refit) and score both models on the validation split."""
     train, validation = training_splits(corpus)
-    config = TrainConfig.from_dict({**PROBE_TRAIN, **train_overrides})
+    config = TrainConfig.from_dict({**PROBE_TRAIN, **train_overrides, "refit": False})
     started = time.perf_counter()
     result = train_model(None, FusionConfig(**{**PROBE_MODEL, **model_overrides}), config, splits=(train, validation))
-    fitted, _ = holdout_split(train, config.holdout_fraction)
+    selected_at = time.perf_counter()
+    refit = refit_on_all(result.model.config, config, train, result.best_epoch + 1, torch.device("cpu"))
+    refit_at = time.perf_counter()
+    no_face = validation.with_faces_masked(1.0, 0)
+    scores = {"holdout": round(result.best_metrics["macro_f1"], 4), "best_epoch": result.best_epoch}
+    for name, model in (("sel", result.model), ("refit", refit)):
+        scores[f"{name}_val"] = round(score_split(model, validation, config.inference()).metrics["macro_f1"], 4)
+        scores[f"{name}_noface"] = round(score_split(model, no_face, config.inference()).metrics["macro_f1"], 4)
+    fitted, held = holdout_split(train, config.holdout_fraction)
     labels = fitted.labels.numpy()
     prior = np.bincount(labels[labels >= 0], minlength=8) / max(1, int((labels >= 0).sum()))
-    inference = config.inference()
-    scores = {"holdout": round(result.best_metrics["macro_f1"], 4), "best_epoch": result.best_epoch}
-    for name, data in (("val", validation), ("no_face", validation.with_faces_masked(1.0, 0))):
-        index = data.window_index(inference.window, inference.stride)
-        logits = window_logits(result.model, data, index)
-        for tau in TAUS:
-            adjusted = logits - tau * np.log(prior + 1e-9)
-            labels = vote_and_filter(adjusted, index, inference.median_kernel).labels
-            scores[f"{name}_tau{tau}"] = round(macro_f1(data.labels.numpy(), labels), 4)
-    scores["seconds"] = round(time.perf_counter() - started, 1)
+    scores["hold_taus"] = adjusted_scores(result.model, held, config, prior)
+    scores["refit_val_taus"] = adjusted_scores(refit, validation, config, prior)
+    chosen = int(np.argmax(scores["hold_taus"]))
+    scores["tau_star"], scores["refit_val_tau_star"] = TAUS[chosen], scores["refit_val_taus"][chosen]
+    scores["sec_sel"], scores["sec_refit"] = round(selected_at - started), round(refit_at - selected_at)
     return scores
 
 
@@ -64,7 +88,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     model_overrides, train_overrides = json.loads(args.model), json.loads(args.train)
-    line = {"tag": args.tag, "model": model_overrides, "train": train_overrides}
+    line = {"tag": args.tag, "corpus": args.corpus, "model": model_overrides, "train": train_overrides}
     print(json.dumps({**line, **probe(args.corpus, model_overrides, train_overrides)}), flush=True)
 
 

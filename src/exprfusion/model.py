@@ -41,6 +41,7 @@ from exprfusion.labels import NUM_CLASSES
 from exprfusion.strict_dicts import dataclass_from_dict
 
 FUSION_MODES: tuple[str, ...] = ("gated", "visual", "audio")
+WINDOW_READOUTS: tuple[str, ...] = ("none", "audio", "both")
 NORMALISATIONS: tuple[str, ...] = ("global", "video", "none")
 
 
@@ -78,6 +79,10 @@ class FusionConfig:
     # feature's own spread) is added. Few subjects make a face embedding easy to memorise; both blur identity.
     input_dropout: float = 0.0
     input_noise: float = 0.0
+    # A linear classifier on the window's mean standardised features, added to every frame's logits
+    # (WindowMeanReadout): "audio" reads the audio stream, "both" the two streams, "none" builds none.
+    window_readout: str = "none"
+    readout_dropout: float = 0.0  # dropout on the readout's input, in training only
 
     def __post_init__(self) -> None:
         if self.ff_dim is None:
@@ -87,7 +92,7 @@ class FusionConfig:
                 raise InputError(f"FusionConfig.{name} must be >= 1, got {getattr(self, name)}")
         if self.d_model % self.n_heads:
             raise InputError(f"FusionConfig.n_heads={self.n_heads} must divide d_model={self.d_model}")
-        for name in ("dropout", "modality_dropout", "visual_drop_share", "input_dropout"):
+        for name in ("dropout", "modality_dropout", "visual_drop_share", "input_dropout", "readout_dropout"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise InputError(f"FusionConfig.{name} must lie in [0, 1], got {getattr(self, name)}")
         if self.n_classes < 2:
@@ -98,6 +103,10 @@ class FusionConfig:
             raise InputError(f"FusionConfig.input_noise must be >= 0, got {self.input_noise}")
         if self.aux_loss_weight < 0:
             raise InputError(f"FusionConfig.aux_loss_weight must be >= 0, got {self.aux_loss_weight}")
+        if self.window_readout not in WINDOW_READOUTS:
+            raise InputError(
+                f"FusionConfig.window_readout must be one of {WINDOW_READOUTS}, got {self.window_readout!r}"
+            )
         if self.normalisation not in NORMALISATIONS:
             raise InputError(f"FusionConfig.normalisation must be one of {NORMALISATIONS}, got {self.normalisation!r}")
 
@@ -307,6 +316,33 @@ class ClassifierHead(nn.Sequential):
         )
 
 
+class WindowMeanReadout(nn.Module):
+    """A linear classifier on the mean of each stream's standardised features over the window's present frames
+    (and the share of frames where it is present), added to every frame's logits.
+
+    It is the per-window form of the smoothed logistic regression a user builds first (exprfusion.baseline): with
+    few subjects, a linear read of averaged features generalises where a deep encoder memorises, so the encoders
+    only have to learn what it cannot. Zero-initialised: training starts from the deep path alone.
+    """
+
+    def __init__(self, stream_dims: list[int], config: FusionConfig) -> None:
+        super().__init__()
+        self.dropout = nn.Dropout(config.readout_dropout)
+        self.linear = nn.Linear(sum(dim + 1 for dim in stream_dims), config.n_classes)
+        nn.init.zeros_(self.linear.weight)
+        nn.init.zeros_(self.linear.bias)
+
+    def forward(self, streams: list[tuple[Tensor, Tensor]]) -> Tensor:
+        """``streams``: ``(features (B, T, D), available (B, T))`` pairs, features already zero where absent;
+        returns logits (B, 1, n_classes), one row per window."""
+        parts = []
+        for features, available in streams:
+            present = available.to(features.dtype).sum(dim=1, keepdim=True)  # (B, 1)
+            parts.append(features.sum(dim=1) / present.clamp(min=1.0))  # (B, D): the mean over present frames
+            parts.append(present / available.shape[1])  # (B, 1): the share of frames where the stream is present
+        return self.linear(self.dropout(torch.cat(parts, dim=-1)))[:, None, :]
+
+
 class FusionTransformer(nn.Module):
     """Frame-level expression classifier over visual and audio feature sequences (see the module diagram).
 
@@ -336,6 +372,16 @@ class FusionTransformer(nn.Module):
             self.fusion = GatedFusion(config)
         self.input_dropout = nn.Dropout(config.input_dropout)
         self.head = ClassifierHead(config)
+        self.readout_streams = self._readout_streams(uses_visual, uses_audio)
+        if self.readout_streams:
+            dims = [getattr(config, f"{branch}_dim") for branch in self.readout_streams]
+            self.window_readout = WindowMeanReadout(dims, config)
+
+    def _readout_streams(self, uses_visual: bool, uses_audio: bool) -> tuple[str, ...]:
+        """The branches the window readout reads (none without one)."""
+        wanted = {"none": (), "audio": ("audio",), "both": ("visual", "audio")}[self.config.window_readout]
+        built = {"visual": uses_visual, "audio": uses_audio}
+        return tuple(branch for branch in wanted if built[branch])
 
     @property
     def dtype(self) -> torch.dtype:
@@ -380,14 +426,35 @@ class FusionTransformer(nn.Module):
                 "audio": (logits, mask)}``: each branch's own logits and the frames it saw (after modality dropout).
         """
         face_mask, audio_mask = face_mask.bool(), audio_mask.bool()
-        if self.config.fusion == "visual":
-            frames = self._encode(visual, face_mask, "visual")
-        elif self.config.fusion == "audio":
-            frames = self._encode(audio, audio_mask, "audio")
-        else:
+        if self.config.fusion == "gated":
             face_mask, audio_mask = self.modality_dropout(face_mask, audio_mask, generator=generator)
-            visual_frames = self._encode(visual, face_mask, "visual")
-            audio_frames = self._encode(audio, audio_mask, "audio")
+        available = {"visual": face_mask, "audio": audio_mask}
+        inputs = {"visual": visual, "audio": audio}
+        standardised = {
+            branch: self._standardise(inputs[branch], available[branch], branch)
+            for branch in ("visual", "audio")
+            if hasattr(self, f"{branch}_standardiser")
+        }
+        logits = self._branch_logits(standardised, face_mask, audio_mask, branch_outputs)
+        if self.readout_streams:
+            logits = logits + self.window_readout([(standardised[b], available[b]) for b in self.readout_streams])
+        return logits
+
+    def _branch_logits(
+        self,
+        standardised: dict[str, Tensor],
+        face_mask: Tensor,
+        audio_mask: Tensor,
+        branch_outputs: dict[str, tuple[Tensor, Tensor]] | None,
+    ) -> Tensor:
+        """The encoders, cross-attention, fusion and heads over the standardised streams: logits (B, T, C)."""
+        if self.config.fusion == "visual":
+            frames = self._encode(standardised["visual"], face_mask, "visual")
+        elif self.config.fusion == "audio":
+            frames = self._encode(standardised["audio"], audio_mask, "audio")
+        else:
+            visual_frames = self._encode(standardised["visual"], face_mask, "visual")
+            audio_frames = self._encode(standardised["audio"], audio_mask, "audio")
             audio_alone = None
             if hasattr(self, "audio_aux_head"):
                 audio_alone = self.audio_aux_head(audio_frames)  # (B, T, C)
@@ -409,17 +476,20 @@ class FusionTransformer(nn.Module):
                 return torch.where(faceless, audio_alone, self.head(frames))
         return self.head(frames)  # (B, T, n_classes)
 
-    def _encode(self, features: Tensor, available: Tensor, branch: str) -> Tensor:
-        """Standardise, project and encode one branch (``visual`` or ``audio``); features (B, T, in_dim) → (B, T, D)."""
+    def _standardise(self, features: Tensor, available: Tensor, branch: str) -> Tensor:
+        """One branch's features (B, T, in_dim) standardised, and zero where the modality is absent."""
         standardiser: FeatureStandardiser = getattr(self, f"{branch}_standardiser")
-        projection: ModalityProjection = getattr(self, f"{branch}_projection")
-        encoder: TemporalEncoder = getattr(self, f"{branch}_encoder")
         if features.shape[:2] != available.shape:
             raise ValueError(f"Features {tuple(features.shape)} do not match mask {tuple(available.shape)}")
-        if features.shape[-1] != projection.linear.in_features:
-            raise ValueError(f"Expected feature dim {projection.linear.in_features}, got {features.shape[-1]}")
+        if features.shape[-1] != standardiser.mean.shape[0]:
+            raise ValueError(f"Expected feature dim {standardiser.mean.shape[0]}, got {features.shape[-1]}")
         # Unavailable frames may hold anything (zeros, stale values): blank them so they carry no information.
-        features = standardiser(features.to(self.dtype))
+        return standardiser(features.to(self.dtype)).masked_fill(~available[..., None], 0.0)
+
+    def _encode(self, features: Tensor, available: Tensor, branch: str) -> Tensor:
+        """Project and encode one branch's standardised features (B, T, in_dim) → (B, T, D)."""
+        projection: ModalityProjection = getattr(self, f"{branch}_projection")
+        encoder: TemporalEncoder = getattr(self, f"{branch}_encoder")
         if self.training and self.config.input_noise > 0:
             features = features + self.config.input_noise * torch.randn_like(features)
         features = self.input_dropout(features).masked_fill(~available[..., None], 0.0)

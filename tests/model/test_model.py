@@ -408,3 +408,44 @@ def test_input_regularisers_act_in_training_only(regulariser):
     torch.testing.assert_close(regularised(*inputs), plain(*inputs))
     plain.train(), regularised.train()
     assert not torch.allclose(regularised(*inputs), plain(*inputs))
+
+
+def test_window_readout_adds_a_linear_read_of_each_windows_mean_features():
+    torch.manual_seed(0)
+    config = FusionConfig(visual_dim=2, audio_dim=3, d_model=16, n_layers=1, n_heads=2, window_readout="both")
+    model = FusionTransformer(config).eval()
+    visual, audio = torch.randn(1, 4, 2), torch.randn(1, 4, 3)
+    face_mask = torch.tensor([[True, False, True, True]])
+    audio_mask = torch.tensor([[True, True, False, False]])
+    with torch.no_grad():
+        deep_only = model(visual, audio, face_mask, audio_mask)  # the readout starts at zero
+        weight = torch.randn(8, 2 + 1 + 3 + 1)
+        bias = torch.randn(8)
+        model.window_readout.linear.weight.copy_(weight)
+        model.window_readout.linear.bias.copy_(bias)
+        logits = model(visual, audio, face_mask, audio_mask)
+    # By hand (the standardisers are still the identity): the mean over present frames and the present share.
+    visual_mean = (visual[0, 0] + visual[0, 2] + visual[0, 3]) / 3
+    audio_mean = (audio[0, 0] + audio[0, 1]) / 2
+    read = torch.cat([visual_mean, torch.tensor([0.75]), audio_mean, torch.tensor([0.5])])
+    expected = deep_only + (weight @ read + bias)[None, None, :]
+    torch.testing.assert_close(logits, expected)
+
+
+def test_an_audio_window_readout_ignores_the_faces():
+    torch.manual_seed(0)
+    config = FusionConfig(visual_dim=2, audio_dim=3, d_model=16, n_layers=1, n_heads=2, window_readout="audio")
+    model = FusionTransformer(config).eval()
+    assert model.window_readout.linear.in_features == 3 + 1, "the audio mean and its present share"
+    audio, masks = torch.randn(1, 4, 3), torch.ones(1, 4, dtype=torch.bool)
+    weight = torch.randn(8, 4)
+    contributions = []
+    with torch.no_grad():
+        for face in torch.randn(2, 1, 4, 2):
+            model.window_readout.linear.weight.zero_()
+            deep_only = model(face, audio, masks, masks)
+            model.window_readout.linear.weight.copy_(weight)
+            contributions.append(model(face, audio, masks, masks) - deep_only)
+    expected = weight @ torch.cat([audio[0].mean(dim=0), torch.tensor([1.0])])
+    for contribution in contributions:
+        torch.testing.assert_close(contribution, expected.expand(1, 4, 8))
