@@ -7,6 +7,7 @@
         ... ─ SafeCrossAttention (A reads V) ─┴─ GatedFusion ─ ClassifierHead ─ logits (B,T,C)
     (with aux_loss_weight > 0: each TemporalEncoder ─ auxiliary ClassifierHead ─ that branch's own logits, with
      their own loss in training; a window without any face takes the audio branch's logits, see below)
+    (with window_readout: the standardised streams ─ window mean ─ WindowMeanReadout ─ + every frame's logits)
 
 Each modality is standardised per dimension first, with means and spreads fitted on the training frames where it is
 present and stored as buffers, so every consumer of the model (predict, evaluate, the service) applies them. Real
@@ -19,6 +20,10 @@ dropout hides only the face, so the audio branch is trained on windows where it 
 without any face is then answered by the audio branch's own head (the fused head, trained mostly on windows with
 faces, is the weaker audio-only classifier: measured in the README). These are the project's settings for the
 audio path (params.yaml); the paper's defaults here are off and 0.5.
+
+With ``window_readout`` ("audio" or "both") a linear classifier on each window's mean standardised features is added
+to every frame's logits: the per-window form of the smoothed logistic-regression baseline, which generalises on few
+subjects where the encoders memorise. It helps some corpora and not others (README), so the search decides it.
 
 Availability masks (``face_mask``, ``audio_mask``: True = present) travel with the features. Every attention is
 "safe": a sample whose keys are all unavailable never forms a softmax over only -inf, so outputs and gradients stay

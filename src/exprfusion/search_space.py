@@ -6,6 +6,7 @@ tune:
     modality_dropout: [0.0, 0.1, 0.15, 0.2]
     d_model: [256, 512]
     n_layers: [2, 3, 4]
+    window_readout: null       # optional: a list of none | audio | both (FusionConfig.window_readout)
     lr: null                   # optional: a list, or {low: .., high: ..} (log-uniform, random mode only)
     seed: null                 # optional: a list of seeds (repeats of every point)
   search:
@@ -33,6 +34,7 @@ from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 
 from exprfusion.errors import InputError
+from exprfusion.model import WINDOW_READOUTS
 from exprfusion.strict_dicts import reject_unknown_keys
 
 MODES: tuple[str, ...] = ("grid", "random")
@@ -56,13 +58,16 @@ def _number_list(name: str, values: Any, kind: type) -> list:
 class SearchSpace:
     """The searched dimensions; ``None`` for ``lr``/``seed`` keeps the train section's value."""
 
-    MODEL_KEYS: ClassVar[tuple[str, ...]] = ("modality_dropout", "d_model", "n_layers")
+    REQUIRED_KEYS: ClassVar[tuple[str, ...]] = ("modality_dropout", "d_model", "n_layers")
+    # FusionConfig keys a search may vary: the required three, and the window readout (none | audio | both).
+    MODEL_KEYS: ClassVar[tuple[str, ...]] = (*REQUIRED_KEYS, "window_readout")
     TRAIN_KEYS: ClassVar[tuple[str, ...]] = ("lr", "seed")
 
     # Required: a grid key left out is an error, never a silent default grid.
     modality_dropout: list[float]
     d_model: list[int]
     n_layers: list[int]
+    window_readout: list[str] | None = None
     lr: list[float] | dict[str, float] | None = None
     seed: list[int] | None = None
     mode: str = "grid"
@@ -76,6 +81,15 @@ class SearchSpace:
             raise InputError(f"tune.modality_dropout values must lie in [0, 1], got {self.modality_dropout}")
         self.d_model = _number_list("d_model", self.d_model, int)
         self.n_layers = _number_list("n_layers", self.n_layers, int)
+        if self.window_readout is not None:
+            readouts = self.window_readout
+            if (
+                not isinstance(readouts, list | tuple)
+                or not readouts
+                or any(r not in WINDOW_READOUTS for r in readouts)
+            ):
+                raise InputError(f"tune.window_readout must be a non-empty list of {WINDOW_READOUTS}, got {readouts!r}")
+            self.window_readout = list(readouts)
         if self.seed is not None:
             self.seed = _number_list("seed", self.seed, int)
         if isinstance(self.lr, dict):
@@ -176,7 +190,7 @@ def parse_tune_params(section: dict[str, Any]) -> tuple[SearchSpace, SearchSetti
     space_keys = {f.name for f in fields(SearchSpace)}
     settings_keys = {f.name for f in fields(SearchSettings)}
     reject_unknown_keys(flat, space_keys | settings_keys, "tune params")
-    missing = [key for key in SearchSpace.MODEL_KEYS if key not in flat]
+    missing = [key for key in SearchSpace.REQUIRED_KEYS if key not in flat]
     if missing:
         raise InputError(f"tune.grid is missing {', '.join(missing)}: give each searched dimension as a list")
     space = SearchSpace(**{k: v for k, v in flat.items() if k in space_keys})

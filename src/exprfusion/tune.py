@@ -85,7 +85,9 @@ class _SearchMonitor:
         config = trial.config
         console.print(
             f"trial {self.done}/{self.total}  p={config.get('modality_dropout')} d={config.get('d_model')} "
-            f"l={config.get('n_layers')}  macro_f1={result.get(METRIC, float('nan')):.4f}  epochs={epochs}"
+            f"l={config.get('n_layers')}"
+            + (f" readout={config['window_readout']}" if "window_readout" in config else "")
+            + f"  macro_f1={result.get(METRIC, float('nan')):.4f}  epochs={epochs}"
             + (f"  ({how})" if how else ""),
             highlight=False,
         )
@@ -145,7 +147,8 @@ def _parent_run(experiment_id: str, marker: Path, reuse: bool, tags: dict, param
 
 
 def trials_frame(results: Any, base_train: dict[str, Any]) -> pd.DataFrame:
-    """One row per trial of a Ray ``ResultGrid``: its point (p, d, l, lr, seed), best validation scores, status."""
+    """One row per trial of a Ray ``ResultGrid``: its point (p, d, l, readout, lr, seed), best selection scores,
+    status; ``readout`` is None where the search does not vary the window readout."""
     rows = []
     for result in results:
         config, metrics = result.config or {}, result.metrics or {}
@@ -157,6 +160,7 @@ def trials_frame(results: Any, base_train: dict[str, Any]) -> pd.DataFrame:
                 "p": config.get("modality_dropout"),
                 "d": config.get("d_model"),
                 "l": config.get("n_layers"),
+                "readout": config.get("window_readout"),
                 "lr": config.get("lr", base_train["lr"]),
                 "seed": config.get("seed", base_train["seed"]),
                 "macro_f1": metrics.get(METRIC, float("nan")),

@@ -108,6 +108,14 @@ def test_search_space_grid_and_random():
     assert 1e-4 <= random_space.param_space()["lr"].sample() <= 1e-2
 
 
+def test_the_window_readout_is_an_optional_searched_dimension():
+    space, _ = parse_tune_params({"grid": {**GRID, "window_readout": ["none", "both"]}})
+    assert space.n_trials() == 2 * parse_tune_params({"grid": GRID})[0].n_trials()
+    assert space.param_space()["window_readout"] == {"grid_search": ["none", "both"]}
+    with pytest.raises(InputError, match="window_readout must be a non-empty list of"):
+        parse_tune_params({"grid": {**GRID, "window_readout": ["linear"]}})
+
+
 def test_trial_resources_follow_the_cluster():
     _, settings = parse_tune_params({**GRID, "cpus_per_trial": 2, "gpus_per_trial": 0.25})
     assert settings.trial_resources({"CPU": 16.0}) == ({"cpu": 2, "gpu": 0}, 8), "no GPU asked where there is none"
