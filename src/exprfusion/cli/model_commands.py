@@ -99,6 +99,10 @@ def train(
         f"best epoch {result.best_epoch + 1} on the {config.selection} split: {_scores_text(result.best_metrics)}",
         highlight=False,
     )
+    if result.refit:
+        console.print(
+            f"kept the refit: retrained on the whole train split up to epoch {result.best_epoch + 1}", highlight=False
+        )
     console.print(f"validation: {_scores_text(result.validation_metrics)}", highlight=False)
     console.print(f"wrote {out}", highlight=False)
 
