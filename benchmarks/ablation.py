@@ -1,12 +1,13 @@
 """The ablation: the paper's rows (modality, modality dropout p, width d, depth l) and the levers for real features.
 
-The lever rows change one setting of the fusion row each: no feature normalisation (``norm=none``), each video's
-mean subtracted before standardising (``norm=video``), per-branch auxiliary losses (``aux=0.3``), modality dropout
-that mostly hides the face (``drop=face``), class weights (``cw=0.5``), stronger weight decay (``wd=0.2``), feature
-dropout and noise on the standardised inputs (``idrop=0.3``, ``noise=0.5``), windows of 128 frames instead of 32
-(``w=128``; the strides scale with it), selection on the validation split instead of a training holdout
-(``sel=val``), the selection run's own model instead of the refit on the whole training split (``refit=off``),
-mixup over windows (``mixup=0.4``) and the linear window readout beside the deep path (``readout=both``).
+The lever rows change one setting of the fusion row each: no feature normalisation (``norm=none``), each video's mean
+subtracted before standardising (``norm=video``), the median and interquartile range (``norm=robust``), per-branch
+auxiliary losses (``aux=0.3``), modality dropout that mostly hides the face (``drop=face``), class weights
+(``cw=0.5``), stronger weight decay (``wd=0.2``), feature dropout and noise on the standardised inputs
+(``idrop=0.3``, ``noise=0.5``), windows of 128 frames instead of 32 (``w=128``; the strides scale with it), selection
+on the validation split instead of a training holdout (``sel=val``), the selection run's own model instead of the
+refit on the whole training split (``refit=off``), mixup over windows (``mixup=0.4``) and the linear window readout
+beside the deep path (``readout=both``).
 
 Every run trains the fusion Transformer with the same data and schedule. For each run the table shows:
 - macro-F1 after voting + median filtering, and accuracy;
@@ -59,6 +60,7 @@ ROWS: dict[str, dict] = {
     "l=4": {**BEST, "n_layers": 4},
     "norm=none": {**BEST, "normalisation": "none"},
     "norm=video": {**BEST, "normalisation": "video"},
+    "norm=robust": {**BEST, "normalisation": "robust"},
     "aux=0.3": {**BEST, "aux_loss_weight": 0.3},
     "drop=face": {**BEST, "modality_dropout": 0.3, "visual_drop_share": 1.0},
     "idrop=0.3": {**BEST, "input_dropout": 0.3},

@@ -47,7 +47,7 @@ from exprfusion.strict_dicts import dataclass_from_dict
 
 FUSION_MODES: tuple[str, ...] = ("gated", "visual", "audio")
 WINDOW_READOUTS: tuple[str, ...] = ("none", "audio", "both")
-NORMALISATIONS: tuple[str, ...] = ("global", "video", "none")
+NORMALISATIONS: tuple[str, ...] = ("global", "robust", "video", "none")
 
 
 @dataclass
@@ -70,9 +70,10 @@ class FusionConfig:
     n_classes: int = NUM_CLASSES
     max_len: int = 1024
     fusion: str = "gated"
-    # global: per-dimension standardisation fitted on the training frames (buffers); video: each video's mean over
-    # its present frames subtracted first (identity and recording removed; inference.centred_per_video), then
-    # standardised; none: features as they come.
+    # global: per-dimension standardisation fitted on the training frames (buffers); robust: the same with the median
+    # and the interquartile range (a silence floor or a massive activation does not set the scale); video: each
+    # video's mean over its present frames subtracted first (identity and recording removed;
+    # inference.centred_per_video), then standardised; none: features as they come.
     normalisation: str = "global"
     # Weight of the per-branch auxiliary losses (a classifier head on each encoder's output, trained on the frames
     # where its modality is present), so that each branch predicts well alone; 0 builds no auxiliary heads.
@@ -185,6 +186,7 @@ class FeatureStandardiser(nn.Module):
     """
 
     CHUNK_ROWS = 65_536  # rows summed at a time, so fitting a full-scale split never holds it in float64
+    ROBUST_ROWS = 20_000  # rows (evenly spaced) whose quantiles the robust statistics come from
 
     def __init__(self, dim: int) -> None:
         super().__init__()
@@ -192,11 +194,32 @@ class FeatureStandardiser(nn.Module):
         self.register_buffer("std", torch.ones(dim))
 
     @torch.no_grad()
-    def fit(self, features: Tensor, present: Tensor) -> None:
-        """Fit mean and spread on the rows of ``features`` (N, dim) where ``present`` (N,) is True."""
+    def fit(self, features: Tensor, present: Tensor, robust: bool = False) -> None:
+        """Fit mean and spread on the rows of ``features`` (N, dim) where ``present`` (N,) is True.
+
+        With ``robust`` the centre is each dimension's median and the spread its interquartile range / 1.349 (the
+        standard deviation of a normal distribution with that range), from at most ``ROBUST_ROWS`` evenly spaced
+        rows; a dimension whose quartiles coincide keeps its ordinary spread.
+        """
         rows = features[present.bool()]
         if rows.shape[0] == 0:
             return  # nothing to learn from: stay the identity
+        self._fit_moments(rows)
+        if robust:
+            self._fit_quantiles(rows)
+
+    def _fit_quantiles(self, rows: Tensor) -> None:
+        """Replace the mean by the median and the spread by IQR / 1.349 where the quartiles differ."""
+        picked = torch.linspace(0, rows.shape[0] - 1, min(rows.shape[0], self.ROBUST_ROWS), device=rows.device)
+        sample = rows[picked.round().long()].float()
+        lower, median, upper = torch.quantile(sample, torch.tensor([0.25, 0.5, 0.75], device=rows.device), dim=0)
+        spread = (upper - lower) / 1.349
+        keep = spread > 1e-6 * median.abs().clamp(min=1.0)
+        self.mean.copy_(median.to(self.mean.dtype))
+        self.std.copy_(torch.where(keep, spread.to(self.std.dtype), self.std))
+
+    def _fit_moments(self, rows: Tensor) -> None:
+        """Mean and standard deviation of ``rows``, summed in float64 chunks."""
         total = torch.zeros(rows.shape[1], dtype=torch.float64, device=rows.device)
         squares = torch.zeros_like(total)
         for start in range(0, rows.shape[0], self.CHUNK_ROWS):
@@ -400,10 +423,11 @@ class FusionTransformer(nn.Module):
         """
         if self.config.normalisation == "none":
             return
+        robust = self.config.normalisation == "robust"
         if hasattr(self, "visual_standardiser"):
-            self.visual_standardiser.fit(visual, face_mask)
+            self.visual_standardiser.fit(visual, face_mask, robust)
         if hasattr(self, "audio_standardiser"):
-            self.audio_standardiser.fit(audio, audio_mask)
+            self.audio_standardiser.fit(audio, audio_mask, robust)
 
     def count_parameters(self, trainable_only: bool = True) -> int:
         """Number of (trainable, by default) parameters."""

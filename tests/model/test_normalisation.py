@@ -145,3 +145,31 @@ def test_video_normalisation_removes_each_video_s_offset(corpora):
     before = predict_split(model, validation, TRAIN.inference()).labels
     after = predict_split(model, shifted, TRAIN.inference()).labels
     np.testing.assert_array_equal(before, after)
+
+
+def test_robust_standardisation_uses_the_median_and_the_interquartile_range():
+    # Dimension 0: a silence floor on half the rows plus a spread of speech values; dimension 1: constant quartiles
+    # (three equal values in the middle), which keeps the ordinary spread.
+    column = np.array([-14.0, -14.0, -14.0, -14.0, -7.0, -6.5, -6.0, -5.0], dtype=np.float32)
+    flat = np.array([0.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 9.0], dtype=np.float32)
+    features = torch.from_numpy(np.stack([column, flat], axis=1))
+    present = torch.ones(8, dtype=torch.bool)
+    standardiser = FeatureStandardiser(2)
+    standardiser.fit(features, present, robust=True)
+    # By hand with numpy's (linear) percentiles.
+    lower, median, upper = np.percentile(column, [25, 50, 75])
+    assert standardiser.mean[0].item() == pytest.approx(median)
+    assert standardiser.std[0].item() == pytest.approx((upper - lower) / 1.349, rel=1e-5)
+    assert standardiser.mean[1].item() == pytest.approx(1.0)
+    assert standardiser.std[1].item() == pytest.approx(flat.std(), rel=1e-5), "equal quartiles: the ordinary spread"
+
+
+def test_a_robust_model_fits_robust_statistics():
+    config = FusionConfig(visual_dim=2, audio_dim=2, d_model=8, n_layers=1, n_heads=2, normalisation="robust")
+    model = FusionTransformer(config)
+    values = torch.tensor([[0.0, 0.0], [1.0, 10.0], [2.0, 20.0], [3.0, 30.0], [100.0, 1000.0]])
+    present = torch.ones(5, dtype=torch.bool)
+    model.fit_standardisation(values, values, present, present)
+    # The median of each column, not the mean that the outlying last row pulls up.
+    torch.testing.assert_close(model.visual_standardiser.mean, torch.tensor([2.0, 20.0]))
+    torch.testing.assert_close(model.audio_standardiser.mean, torch.tensor([2.0, 20.0]))
