@@ -183,7 +183,6 @@ class _Run:
     """One model being optimised on one training set: the model, its loss, optimiser, schedule and windows."""
 
     model: FusionTransformer
-    model_config: FusionConfig
     config: TrainConfig
     train_data: SplitData
     loss_fn: FocalLoss
@@ -215,7 +214,6 @@ class _Run:
         )
         return cls(
             model=model,
-            model_config=model_config,
             config=config,
             train_data=train_data,
             loss_fn=FocalLoss(gamma=config.focal_gamma, class_weights=weights).to(device),
@@ -228,7 +226,8 @@ class _Run:
 
     def train_epoch(self, generator: torch.Generator) -> float:
         """One pass over the training windows in a random order; returns the mean training loss."""
-        model, config, model_config = self.model, self.config, self.model_config
+        model, config = self.model, self.config
+        model_config = model.config
         model.train()
         n_windows = self.rows.shape[0]
         order = torch.randperm(n_windows, generator=generator).to(self.rows.device)
