@@ -6,8 +6,9 @@ auxiliary losses (``aux=0.3``), modality dropout that mostly hides the face (``d
 (``cw=0.5``), stronger weight decay (``wd=0.2``), feature dropout and noise on the standardised inputs
 (``idrop=0.3``, ``noise=0.5``), windows of 128 frames instead of 32 (``w=128``; the strides scale with it), selection
 on the validation split instead of a training holdout (``sel=val``), the selection run's own model instead of the
-refit on the whole training split (``refit=off``), mixup over windows (``mixup=0.4``) and the linear window readout
-beside the deep path (``readout=both``).
+refit on the whole training split (``refit=off``), mixup over windows (``mixup=0.4``), the linear window readout
+beside the deep path (``readout=both``), and the class-balanced linear experts (``experts``: joint and audio, at the
+pipeline's weights; ``experts=audio``: the fitted audio expert alone, for faceless windows).
 
 Every run trains the fusion Transformer with the same data and schedule. For each run the table shows:
 - macro-F1 after voting + median filtering, and accuracy;
@@ -72,6 +73,8 @@ ROWS: dict[str, dict] = {
     "refit=off": BEST,
     "mixup=0.4": BEST,
     "readout=both": {**BEST, "window_readout": "both"},
+    "experts": {**BEST, "joint_expert_weight": 2.0, "audio_expert_weight": 8.0},
+    "experts=audio": {**BEST, "audio_expert_weight": 8.0},
 }
 # Training settings a row changes (every other row trains with the defaults of TrainConfig).
 TRAIN_ROWS: dict[str, dict] = {

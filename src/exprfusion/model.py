@@ -8,6 +8,8 @@
     (with aux_loss_weight > 0: each TemporalEncoder ─ auxiliary ClassifierHead ─ that branch's own logits, with
      their own loss in training; a window without any face takes the audio branch's logits, see below)
     (with window_readout: the standardised streams ─ window mean ─ WindowMeanReadout ─ + every frame's logits)
+    (with expert weights: the standardised streams ─ LinearExperts (joint; audio) ─ smoothed log-probabilities ─
+     + the deep path's log-probabilities, at inference; see exprfusion.linear_experts)
 
 Each modality is standardised per dimension first, with means and spreads fitted on the training frames where it is
 present and stored as buffers, so every consumer of the model (predict, evaluate, the service) applies them. Real
@@ -24,6 +26,11 @@ audio path (params.yaml); the paper's defaults here are off and 0.5.
 With ``window_readout`` ("audio" or "both") a linear classifier on each window's mean standardised features is added
 to every frame's logits: the per-window form of the smoothed logistic-regression baseline, which generalises on few
 subjects where the encoders memorise. It helps some corpora and not others (README), so the search decides it.
+
+With ``joint_expert_weight`` / ``audio_expert_weight`` > 0, class-balanced per-frame linear classifiers beside the
+deep path (:class:`exprfusion.linear_experts.LinearExperts`) add their smoothed, weighted log-probabilities to the
+deep path's at inference: the joint expert (both streams) in windows with a face, the audio expert in windows
+without one, where it is what lets the audio path alone match the audio baseline on identity-dominated corpora.
 
 Availability masks (``face_mask``, ``audio_mask``: True = present) travel with the features. Every attention is
 "safe": a sample whose keys are all unavailable never forms a softmax over only -inf, so outputs and gradients stay
@@ -44,6 +51,7 @@ from torch import Tensor, nn
 
 from exprfusion.errors import InputError
 from exprfusion.labels import NUM_CLASSES
+from exprfusion.linear_experts import LinearExperts
 from exprfusion.strict_dicts import dataclass_from_dict
 
 FUSION_MODES: tuple[str, ...] = ("gated", "visual", "audio")
@@ -90,6 +98,13 @@ class FusionConfig:
     # (WindowMeanReadout): "audio" reads the audio stream, "both" the two streams, "none" builds none.
     window_readout: str = "none"
     readout_dropout: float = 0.0  # dropout on the readout's input, in training only
+    # Class-balanced per-frame linear experts (exprfusion.linear_experts) beside the deep path, whose smoothed
+    # log-probabilities are added to its own at inference with these weights (0 builds none): the joint expert (both
+    # streams) in windows with a face, the audio expert in windows without. ``expert_smoothing``: frames on each side
+    # over which an expert's probabilities are averaged.
+    joint_expert_weight: float = 0.0
+    audio_expert_weight: float = 0.0
+    expert_smoothing: int = 15
 
     def __post_init__(self) -> None:
         if self.ff_dim is None:
@@ -108,8 +123,9 @@ class FusionConfig:
             raise InputError(f"FusionConfig.fusion must be one of {FUSION_MODES}, got {self.fusion!r}")
         if self.input_noise < 0:
             raise InputError(f"FusionConfig.input_noise must be >= 0, got {self.input_noise}")
-        if self.aux_loss_weight < 0:
-            raise InputError(f"FusionConfig.aux_loss_weight must be >= 0, got {self.aux_loss_weight}")
+        for name in ("aux_loss_weight", "joint_expert_weight", "audio_expert_weight", "expert_smoothing"):
+            if getattr(self, name) < 0:
+                raise InputError(f"FusionConfig.{name} must be >= 0, got {getattr(self, name)}")
         if self.window_readout not in WINDOW_READOUTS:
             raise InputError(
                 f"FusionConfig.window_readout must be one of {WINDOW_READOUTS}, got {self.window_readout!r}"
@@ -407,6 +423,12 @@ class FusionTransformer(nn.Module):
         if self.readout_streams:
             dims = [getattr(config, f"{branch}_dim") for branch in self.readout_streams]
             self.window_readout = WindowMeanReadout(dims, config)
+        self.linear_experts: LinearExperts | None = None
+        if uses_visual and uses_audio and (config.joint_expert_weight > 0 or config.audio_expert_weight > 0):
+            weights = {"joint": config.joint_expert_weight, "audio": config.audio_expert_weight}
+            self.linear_experts = LinearExperts(
+                config.visual_dim, config.audio_dim, config.n_classes, weights, config.expert_smoothing
+            )
 
     def _readout_streams(self, uses_visual: bool, uses_audio: bool) -> tuple[str, ...]:
         """The branches the window readout reads (none without one)."""
@@ -467,10 +489,25 @@ class FusionTransformer(nn.Module):
             for branch in ("visual", "audio")
             if hasattr(self, f"{branch}_standardiser")
         }
-        logits = self._branch_logits(standardised, face_mask, audio_mask, branch_outputs)
+        fused, audio_alone = self._branch_logits(standardised, face_mask, audio_mask, branch_outputs)
         if self.readout_streams:
-            logits = logits + self.window_readout([(standardised[b], available[b]) for b in self.readout_streams])
-        return logits
+            readout = self.window_readout([(standardised[b], available[b]) for b in self.readout_streams])
+            fused = fused + readout
+            audio_alone = None if audio_alone is None else audio_alone + readout
+        if self.linear_experts is not None:
+            experts = self.linear_experts(standardised["visual"], standardised["audio"], face_mask, audio_mask)
+            if branch_outputs is not None and "joint" in experts:  # the audio expert is fitted, not trained
+                branch_outputs["joint_expert"] = experts["joint"]
+            if not self.training:
+                return self.linear_experts.combine(fused, audio_alone, experts, face_mask)
+        if audio_alone is None:
+            return fused
+        # A window without any face is answered by the audio branch's own head, trained on every window to predict
+        # from the audio alone; the fused head sees such windows only under modality dropout. (Where the audio is
+        # missing too, either head answers a blank input; the audio head's answer scored 0.01 higher, measured with
+        # every face hidden on both synthetic profiles.)
+        faceless = ~face_mask.any(dim=1)[:, None, None]  # (B, 1, 1)
+        return torch.where(faceless, audio_alone, fused)
 
     def _branch_logits(
         self,
@@ -478,35 +515,28 @@ class FusionTransformer(nn.Module):
         face_mask: Tensor,
         audio_mask: Tensor,
         branch_outputs: dict[str, tuple[Tensor, Tensor]] | None,
-    ) -> Tensor:
-        """The encoders, cross-attention, fusion and heads over the standardised streams: logits (B, T, C)."""
+    ) -> tuple[Tensor, Tensor | None]:
+        """The encoders, cross-attention, fusion and heads over the standardised streams: the head's logits
+        (B, T, C), and the audio branch's own logits (None without auxiliary heads)."""
         if self.config.fusion == "visual":
-            frames = self._encode(standardised["visual"], face_mask, "visual")
-        elif self.config.fusion == "audio":
-            frames = self._encode(standardised["audio"], audio_mask, "audio")
-        else:
-            visual_frames = self._encode(standardised["visual"], face_mask, "visual")
-            audio_frames = self._encode(standardised["audio"], audio_mask, "audio")
-            audio_alone = None
-            if hasattr(self, "audio_aux_head"):
-                audio_alone = self.audio_aux_head(audio_frames)  # (B, T, C)
-                if branch_outputs is not None:
-                    branch_outputs["visual"] = (self.visual_aux_head(visual_frames), face_mask)
-                    branch_outputs["audio"] = (audio_alone, audio_mask)
-            # Both directions read the other branch's encoder output, once, after the encoders.
-            visual_frames, audio_frames = (
-                self.visual_reads_audio(visual_frames, audio_frames, audio_mask),
-                self.audio_reads_visual(audio_frames, visual_frames, face_mask),
-            )
-            frames = self.fusion(visual_frames, audio_frames, face_mask, audio_mask)  # (B, T, D)
-            if audio_alone is not None:
-                # A window without any face is answered by the audio branch's own head, trained on every window
-                # to predict from the audio alone; the fused head sees such windows only under modality dropout.
-                # (Where the audio is missing too, either head answers a blank input; the audio head's answer scored
-                # 0.01 higher, measured with every face hidden on both synthetic profiles.)
-                faceless = ~face_mask.any(dim=1)[:, None, None]  # (B, 1, 1)
-                return torch.where(faceless, audio_alone, self.head(frames))
-        return self.head(frames)  # (B, T, n_classes)
+            return self.head(self._encode(standardised["visual"], face_mask, "visual")), None
+        if self.config.fusion == "audio":
+            return self.head(self._encode(standardised["audio"], audio_mask, "audio")), None
+        visual_frames = self._encode(standardised["visual"], face_mask, "visual")
+        audio_frames = self._encode(standardised["audio"], audio_mask, "audio")
+        audio_alone = None
+        if hasattr(self, "audio_aux_head"):
+            audio_alone = self.audio_aux_head(audio_frames)  # (B, T, C)
+            if branch_outputs is not None:
+                branch_outputs["visual"] = (self.visual_aux_head(visual_frames), face_mask)
+                branch_outputs["audio"] = (audio_alone, audio_mask)
+        # Both directions read the other branch's encoder output, once, after the encoders.
+        visual_frames, audio_frames = (
+            self.visual_reads_audio(visual_frames, audio_frames, audio_mask),
+            self.audio_reads_visual(audio_frames, visual_frames, face_mask),
+        )
+        frames = self.fusion(visual_frames, audio_frames, face_mask, audio_mask)  # (B, T, D)
+        return self.head(frames), audio_alone
 
     def _standardise(self, features: Tensor, available: Tensor, branch: str) -> Tensor:
         """One branch's features (B, T, in_dim) standardised, and zero where the modality is absent."""

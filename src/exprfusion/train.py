@@ -21,6 +21,7 @@ from exprfusion.data import SplitData, WindowBatch, gather_windows, holdout_spli
 from exprfusion.devices import PRECISIONS, autocast_for, resolve_device
 from exprfusion.epoch_report import EpochReport
 from exprfusion.errors import InputError
+from exprfusion.expert_fit import fit_audio_expert
 from exprfusion.inference import INFERENCE_BATCH_SIZE, centred_per_video
 from exprfusion.losses import FocalLoss, inverse_frequency_weights
 from exprfusion.metrics import class_shares
@@ -186,6 +187,7 @@ class _Run:
     config: TrainConfig
     train_data: SplitData
     loss_fn: FocalLoss
+    expert_loss_fn: FocalLoss  # class-balanced cross-entropy of the linear experts (exprfusion.linear_experts)
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LambdaLR
     rows: torch.Tensor
@@ -203,6 +205,7 @@ class _Run:
             visual, audio = centred_per_video(train_data, train_data.lengths, train_data.offsets)
             train_data = dataclasses.replace(train_data, visual=visual, audio=audio)
         model.fit_standardisation(train_data.visual, train_data.audio, train_data.face_mask, train_data.audio_mask)
+        fit_audio_expert(model, train_data)
         labels = train_data.labels[train_data.labels >= 0].cpu().numpy()
         counts = np.bincount(labels, minlength=model_config.n_classes)
         weights = inverse_frequency_weights(counts, config.class_weight_power) if config.class_weight_power else None
@@ -217,6 +220,7 @@ class _Run:
             config=config,
             train_data=train_data,
             loss_fn=FocalLoss(gamma=config.focal_gamma, class_weights=weights).to(device),
+            expert_loss_fn=FocalLoss(gamma=0.0, class_weights=inverse_frequency_weights(counts, 1.0)).to(device),
             optimizer=optimizer,
             scheduler=scheduler,
             rows=torch.from_numpy(index.rows).to(device),
@@ -249,11 +253,14 @@ class _Run:
                     branch_outputs=branches,
                 )
             loss = self._loss(logits, batch, _frame_mask(model_config, batch), blend)
-            for branch_logits, seen in branches.values():  # each branch learns to predict alone where it sees
-                loss = loss + model_config.aux_loss_weight * self._loss(branch_logits, batch, seen, blend)
+            for name, (branch_logits, seen) in branches.items():
+                if name.endswith("_expert"):  # a linear expert: its own class-balanced loss, on its own weights
+                    loss = loss + self._loss(branch_logits, batch, seen, blend, self.expert_loss_fn)
+                else:  # each branch learns to predict alone where it sees
+                    loss = loss + model_config.aux_loss_weight * self._loss(branch_logits, batch, seen, blend)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            torch.nn.utils.clip_grad_norm_(self.clipped_parameters, config.grad_clip)
             self.optimizer.step()
             self.scheduler.step()
             total_loss += float(loss.detach())
@@ -277,13 +284,23 @@ class _Run:
         batch: WindowBatch,
         frame_mask: Tensor | None,
         blend: tuple[WindowBatch, Tensor, float] | None,
+        loss_fn: FocalLoss | None = None,
     ) -> Tensor:
-        """The loss against the batch's labels, or with mixup the same blend of the losses against both windows'."""
-        own = self.loss_fn(logits, batch.labels, frame_mask)
+        """The loss (``loss_fn``, by default the run's) against the batch's labels, or with mixup the same blend of
+        the losses against both windows'."""
+        loss_fn = loss_fn or self.loss_fn
+        own = loss_fn(logits, batch.labels, frame_mask)
         if blend is None:
             return own
         _, partner_labels, weight = blend
-        return weight * own + (1.0 - weight) * self.loss_fn(logits, partner_labels, frame_mask)
+        return weight * own + (1.0 - weight) * loss_fn(logits, partner_labels, frame_mask)
+
+    @property
+    def clipped_parameters(self) -> list[Tensor]:
+        """The parameters whose gradient norm is clipped: all but the linear experts', whose own loss is separate."""
+        experts = self.model.linear_experts
+        skipped = {id(p) for p in experts.parameters()} if experts is not None else set()
+        return [p for p in self.model.parameters() if id(p) not in skipped]
 
     def last_lr(self) -> float:
         """The learning rate of the last step."""
