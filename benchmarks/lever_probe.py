@@ -7,7 +7,8 @@ that selection saw, the chosen epoch, and for both models (``sel_``: the selecti
 validation macro-F1 after voting and the median filter, and the same with every face hidden (``noface``). It also
 reports logit adjustment by the train prior with ``tau`` chosen on the holdout (logits minus ``tau * log prior``,
 the post-hoc adjustment of Menon et al., 2021): the holdout's scores per ``tau``, the refit model's validation scores
-per ``tau``, and the chosen one.
+per ``tau``, and the chosen one. With linear experts, it also scores the refit at several expert weights
+(``refit_joint_weights``: validation, at ``EXPERT_WEIGHTS["joint"]``; ``refit_audio_weights``: every face hidden).
 
     python benchmarks/lever_probe.py data/corpus reference
     python benchmarks/lever_probe.py data/corpus readout --model '{"window_readout": "both"}' --train '{"seed": 1}'
@@ -33,6 +34,26 @@ from exprfusion.voting import vote_and_filter
 PROBE_MODEL = {"d_model": 128, "n_layers": 1, "modality_dropout": 0.1, "aux_loss_weight": 1.0, "visual_drop_share": 1.0}
 PROBE_TRAIN = {"epochs": 4, "window": 32, "stride": 16, "eval_stride": 16}
 TAUS = (0.0, 0.25, 0.5, 0.75, 1.0)
+EXPERT_WEIGHTS = {"joint": (0.0, 1.0, 2.0, 4.0, 100.0), "audio": (0.0, 2.0, 4.0, 8.0, 16.0)}
+
+
+def expert_weight_scores(model, validation, no_face, config: TrainConfig) -> dict[str, list[float]]:
+    """The refit model's validation macro-F1 at each joint-expert weight, and with every face hidden at each
+    audio-expert weight (the model's own weights restored after); empty without linear experts."""
+    experts = model.linear_experts
+    if experts is None:
+        return {}
+    scores, kept = {}, dict(experts.weights)
+    for name, data in (("joint", validation), ("audio", no_face)):
+        if kept[name] > 0:
+            scores[f"refit_{name}_weights"] = []
+            for weight in EXPERT_WEIGHTS[name]:
+                experts.weights[name] = weight
+                scores[f"refit_{name}_weights"].append(
+                    round(score_split(model, data, config.inference()).metrics["macro_f1"], 4)
+                )
+            experts.weights[name] = kept[name]
+    return scores
 
 
 def adjusted_scores(model, data, config: TrainConfig, prior: np.ndarray) -> list[float]:
@@ -63,9 +84,12 @@ def probe(corpus: str, model_overrides: dict, train_overrides: dict) -> dict:
     refit_at = time.perf_counter()
     no_face = validation.with_faces_masked(1.0, 0)
     scores = {"holdout": round(result.best_metrics["macro_f1"], 4), "best_epoch": result.best_epoch}
+    if result.expert_calibration:  # the refit is built with the weights the holdout chose
+        scores["expert_weights"] = result.expert_calibration.weights
     for name, model in (("sel", result.model), ("refit", refit)):
         scores[f"{name}_val"] = round(score_split(model, validation, config.inference()).metrics["macro_f1"], 4)
         scores[f"{name}_noface"] = round(score_split(model, no_face, config.inference()).metrics["macro_f1"], 4)
+    scores.update(expert_weight_scores(refit, validation, no_face, config))
     fitted, held = holdout_split(train, config.holdout_fraction)
     labels = fitted.labels.numpy()
     prior = np.bincount(labels[labels >= 0], minlength=8) / max(1, int((labels >= 0).sum()))

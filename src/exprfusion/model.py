@@ -468,7 +468,8 @@ class FusionTransformer(nn.Module):
         generator: torch.Generator | None = None,
         branch_outputs: dict[str, tuple[Tensor, Tensor]] | None = None,
     ) -> Tensor:
-        """Return per-frame logits (B, T, n_classes).
+        """Return per-frame logits (B, T, n_classes); with linear experts, in eval mode, the log-probabilities of the
+        deep path plus the experts' weighted log-evidence (scores that vote and argmax like logits).
 
         Args:
             visual: face features (B, T, visual_dim), any float dtype (float16 on disk); ignored if ``fusion="audio"``.

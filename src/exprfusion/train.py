@@ -21,7 +21,7 @@ from exprfusion.data import SplitData, WindowBatch, gather_windows, holdout_spli
 from exprfusion.devices import PRECISIONS, autocast_for, resolve_device
 from exprfusion.epoch_report import EpochReport
 from exprfusion.errors import InputError
-from exprfusion.expert_fit import fit_audio_expert
+from exprfusion.expert_fit import ExpertCalibration, calibrate_expert_weights, fit_audio_expert
 from exprfusion.inference import INFERENCE_BATCH_SIZE, centred_per_video
 from exprfusion.losses import FocalLoss, inverse_frequency_weights
 from exprfusion.metrics import class_shares
@@ -74,6 +74,9 @@ class TrainConfig:
     # Mixup over windows (exprfusion.mixup): each batch's windows are blended in pairs with a weight drawn from
     # Beta(mixup_alpha, mixup_alpha), and so are their losses; 0 turns it off.
     mixup_alpha: float = 0.0
+    # With holdout selection and linear experts: choose each expert's weight on the holdout after selection
+    # (exprfusion.expert_fit.calibrate_expert_weights); the search's trials keep the configured weights.
+    calibrate_experts: bool = True
 
     def __post_init__(self) -> None:
         if self.stride is None:
@@ -121,6 +124,8 @@ class TrainResult:
     # Share of the validation split's frames the model assigns to each class (labels unused): what drift monitoring
     # compares live predictions with.
     prediction_prior: list[float] = field(default_factory=list)
+    # The expert weights the holdout chose and its score at each candidate (None: no calibration ran).
+    expert_calibration: ExpertCalibration | None = None
 
 
 def warmup_cosine(total_steps: int, warmup_fraction: float) -> Callable[[int], float]:
@@ -463,6 +468,10 @@ def train_model(
     if best["state"] is not None:
         model.load_state_dict(best["state"])
     model.eval()
+    calibration = None
+    if config.selection == "holdout" and config.calibrate_experts and best["epoch"] >= 0:
+        calibration = calibrate_expert_weights(model, select_data, config.inference(), config.eval_batch_size)
+        model_config = model.config  # the refit is built with the chosen weights
     refit = config.selection == "holdout" and config.refit and best["epoch"] >= 0
     if refit:  # the holdout chose the epoch; the model to keep learns from every training video
         ran = len(history)  # the progress goes on counting epochs through the refit
@@ -483,6 +492,7 @@ def train_model(
         refit=refit,
         validation_metrics=reported,
         prediction_prior=class_shares(validation_scores.prediction.labels, model_config.n_classes),
+        expert_calibration=calibration,
     )
 
 
@@ -497,6 +507,7 @@ def training_metadata(result: TrainResult, train_config: TrainConfig, corpus: Co
         "epochs_run": len(result.history),
         "stopped_early": result.stopped_early,
         "refit": result.refit,
+        "expert_calibration": asdict(result.expert_calibration) if result.expert_calibration else None,
         "train_config": train_config.to_dict(),
         "corpus": str(corpus.root),
         "corpus_hash": corpus.content_hash(),

@@ -13,7 +13,7 @@ from factories import make_planted_record
 
 from exprfusion.corpus import CorpusWriter
 from exprfusion.data import load_split
-from exprfusion.expert_fit import ABSENT_CLASS_BIAS, fit_audio_expert
+from exprfusion.expert_fit import ABSENT_CLASS_BIAS, calibrate_expert_weights, fit_audio_expert
 from exprfusion.linear_experts import present_mean
 from exprfusion.model import FusionConfig, FusionTransformer
 from exprfusion.train import TrainConfig, _Run, train_model
@@ -201,3 +201,42 @@ def test_the_audio_expert_finds_a_signal_planted_in_the_audio(audio_planted):
         predicted = model.linear_experts.audio(standardised).argmax(dim=-1).numpy()
     accuracy = float(np.mean(predicted == validation.labels.numpy()))
     assert accuracy >= 0.9, f"the audio expert alone is right on {accuracy:.0%} of frames"
+
+
+def test_the_holdout_calibration_raises_a_good_expert_and_lowers_a_harmful_one(audio_planted):
+    model, _, validation = audio_planted  # the validation split stands in for a holdout here
+    model = copy.deepcopy(model)
+    torch.manual_seed(3)
+    with torch.no_grad():
+        for layer in (model.linear_experts.joint, model.audio_aux_head[-1]):  # noise: a harmful joint expert and
+            layer.weight.copy_(5 * torch.randn_like(layer.weight))  # an audio head that knows nothing
+    inference = TrainConfig(window=16, eval_stride=8, median_kernel=1).inference()
+    calibration = calibrate_expert_weights(model, validation, inference, batch_size=16)
+    assert set(calibration.scores["joint"]) == {0.25, 0.5, 1.0, 2.0}, "0.25x to 2x the configured joint weight of 1"
+    assert calibration.weights == {"joint": 0.25, "audio": 8.0}
+    assert model.linear_experts.weights == calibration.weights
+    assert (model.config.joint_expert_weight, model.config.audio_expert_weight) == (0.25, 8.0)
+
+
+def test_training_with_holdout_selection_keeps_the_calibrated_weights(tmp_path):
+    root = tmp_path / "corpus"
+    with CorpusWriter(root) as writer:
+        for i in range(5):
+            writer.add(make_planted_record(f"t{i}", "train", n=96, dims=(8, 8), seed=i, signal="audio"))
+        writer.add(make_planted_record("v0", "validation", n=96, dims=(8, 8), seed=50, signal="audio"))
+    config = TrainConfig(epochs=1, batch_size=8, window=16, stride=8, eval_stride=8, median_kernel=1, device="cpu")
+    model_config = FusionConfig(d_model=16, n_layers=1, n_heads=2, joint_expert_weight=1.0, audio_expert_weight=4.0)
+    result = train_model(root, model_config, config)
+    assert result.refit and result.expert_calibration is not None
+    chosen = result.expert_calibration.weights
+    assert chosen["joint"] in (0.25, 0.5, 1.0, 2.0) and chosen["audio"] in (1.0, 2.0, 4.0, 8.0)
+    assert (result.model.config.joint_expert_weight, result.model.config.audio_expert_weight) == (
+        chosen["joint"],
+        chosen["audio"],
+    ), "the refit model is built with the weights the holdout chose"
+    assert result.model.linear_experts.weights == chosen
+    untouched = train_model(root, model_config, dataclasses.replace(config, calibrate_experts=False))
+    assert untouched.expert_calibration is None and untouched.model.linear_experts.weights == {
+        "joint": 1.0,
+        "audio": 4.0,
+    }
