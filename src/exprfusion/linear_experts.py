@@ -111,4 +111,6 @@ class LinearExperts(nn.Module):
         if "audio" in experts:
             faceless = faceless + self.log_evidence("audio", *experts["audio"])
         no_face = ~face_mask.any(dim=1)[:, None, None]  # (B, 1, 1)
-        return torch.where(no_face, faceless, with_faces).to(fused.dtype)
+        # float32 even under bf16 autocast: weighted log-probabilities span tens of units, where bf16's steps are
+        # coarse enough to flip close votes.
+        return torch.where(no_face, faceless, with_faces)

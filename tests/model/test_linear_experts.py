@@ -240,3 +240,14 @@ def test_training_with_holdout_selection_keeps_the_calibrated_weights(tmp_path):
         "joint": 1.0,
         "audio": 4.0,
     }
+
+
+def test_the_combined_scores_stay_float32_under_bfloat16_autocast():
+    torch.manual_seed(4)
+    model = FusionTransformer(_config(joint_expert_weight=2.0, audio_expert_weight=8.0, aux_loss_weight=1.0)).eval()
+    _set_random_experts(model)
+    face_mask = torch.ones(2, 6, dtype=torch.bool)
+    face_mask[1] = False
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        scores = model(torch.randn(2, 6, 3), torch.randn(2, 6, 4), face_mask, torch.ones(2, 6, dtype=torch.bool))
+    assert scores.dtype == torch.float32 and torch.isfinite(scores).all()
