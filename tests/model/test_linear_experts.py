@@ -224,7 +224,16 @@ def test_training_with_holdout_selection_keeps_the_calibrated_weights(tmp_path):
         for i in range(5):
             writer.add(make_planted_record(f"t{i}", "train", n=96, dims=(8, 8), seed=i, signal="audio"))
         writer.add(make_planted_record("v0", "validation", n=96, dims=(8, 8), seed=50, signal="audio"))
-    config = TrainConfig(epochs=1, batch_size=8, window=16, stride=8, eval_stride=8, median_kernel=1, device="cpu")
+    config = TrainConfig(
+        epochs=1,
+        batch_size=8,
+        window=16,
+        stride=8,
+        eval_stride=8,
+        median_kernel=1,
+        device="cpu",
+        calibrate_experts=True,
+    )
     model_config = FusionConfig(d_model=16, n_layers=1, n_heads=2, joint_expert_weight=1.0, audio_expert_weight=4.0)
     result = train_model(root, model_config, config)
     assert result.refit and result.expert_calibration is not None
