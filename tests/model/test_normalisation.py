@@ -13,8 +13,9 @@ from exprfusion.artifact import load_model, save_model
 from exprfusion.corpus import CorpusWriter
 from exprfusion.data import load_split
 from exprfusion.inference import centred_per_video, predict_split
-from exprfusion.model import FeatureStandardiser, FusionConfig, FusionTransformer
+from exprfusion.model import FusionConfig, FusionTransformer
 from exprfusion.predict import predict_video
+from exprfusion.standardiser import FeatureStandardiser
 from exprfusion.train import TrainConfig, train_model
 
 MODEL = FusionConfig(d_model=16, n_layers=1, n_heads=2, modality_dropout=0.1)
