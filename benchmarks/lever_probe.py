@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from exprfusion.data import holdout_split, training_splits
+from exprfusion.expert_fit import score_expert_weights
 from exprfusion.inference import window_logits
 from exprfusion.metrics import macro_f1
 from exprfusion.model import FusionConfig
@@ -39,21 +40,18 @@ EXPERT_WEIGHTS = {"joint": (0.0, 1.0, 2.0, 4.0, 100.0), "audio": (0.0, 2.0, 4.0,
 
 def expert_weight_scores(model, validation, no_face, config: TrainConfig) -> dict[str, list[float]]:
     """The refit model's validation macro-F1 at each joint-expert weight, and with every face hidden at each
-    audio-expert weight (the model's own weights restored after); empty without linear experts."""
+    audio-expert weight; empty without linear experts."""
     experts = model.linear_experts
     if experts is None:
         return {}
-    scores, kept = {}, dict(experts.weights)
-    for name, data in (("joint", validation), ("audio", no_face)):
-        if kept[name] > 0:
-            scores[f"refit_{name}_weights"] = []
-            for weight in EXPERT_WEIGHTS[name]:
-                experts.weights[name] = weight
-                scores[f"refit_{name}_weights"].append(
-                    round(score_split(model, data, config.inference()).metrics["macro_f1"], 4)
-                )
-            experts.weights[name] = kept[name]
-    return scores
+    data = {"joint": validation, "audio": no_face}
+    return {
+        f"refit_{name}_weights": list(
+            score_expert_weights(model, name, data[name], EXPERT_WEIGHTS[name], config.inference()).values()
+        )
+        for name, weight in experts.weights.items()
+        if weight > 0
+    }
 
 
 def adjusted_scores(model, data, config: TrainConfig, prior: np.ndarray) -> list[float]:

@@ -12,6 +12,7 @@ on the corpus (on identity-dominated faces a balanced audio read is worth much m
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -23,6 +24,7 @@ from threadpoolctl import threadpool_limits
 from exprfusion.artifact import InferenceSettings
 from exprfusion.baseline import BaselineConfig, sample_rows
 from exprfusion.data import SplitData
+from exprfusion.inference import INFERENCE_BATCH_SIZE
 from exprfusion.model import FusionTransformer
 from exprfusion.scoring import score_split
 
@@ -79,6 +81,29 @@ class ExpertCalibration:
         return "expert weights chosen on the holdout: " + ", ".join(chosen)
 
 
+def score_expert_weights(
+    model: FusionTransformer,
+    name: str,
+    data: SplitData,
+    weights: Sequence[float],
+    inference: InferenceSettings,
+    batch_size: int = INFERENCE_BATCH_SIZE,
+) -> dict[float, float]:
+    """Macro-F1 (4 decimals) of ``model`` on ``data`` with the expert ``name`` at each of ``weights``; the expert's
+    own weight is restored afterwards."""
+    experts = model.linear_experts
+    kept = experts.weights[name]
+    scores = {}
+    try:
+        for weight in weights:
+            experts.weights[name] = weight
+            prediction = score_split(model, data, inference, batch_size=batch_size)
+            scores[weight] = round(float(prediction.metrics["macro_f1"]), 4)
+    finally:
+        experts.weights[name] = kept
+    return scores
+
+
 def calibrate_expert_weights(
     model: FusionTransformer, holdout: SplitData, inference: InferenceSettings, batch_size: int
 ) -> ExpertCalibration | None:
@@ -96,11 +121,8 @@ def calibrate_expert_weights(
     for name, configured in experts.weights.items():
         if configured <= 0:
             continue
-        scores[name] = {}
-        for scale in EXPERT_WEIGHT_SCALES:
-            experts.weights[name] = configured * scale
-            prediction = score_split(model, inputs[name], inference, batch_size=batch_size)
-            scores[name][configured * scale] = round(float(prediction.metrics["macro_f1"]), 4)
+        candidates = [configured * scale for scale in EXPERT_WEIGHT_SCALES]
+        scores[name] = score_expert_weights(model, name, inputs[name], candidates, inference, batch_size)
         chosen[name] = max(scores[name], key=lambda weight: (scores[name][weight], -weight))
         experts.weights[name] = chosen[name]
     model.config = replace(model.config, joint_expert_weight=chosen["joint"], audio_expert_weight=chosen["audio"])

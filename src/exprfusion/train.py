@@ -199,6 +199,8 @@ class _Run:
     rows: torch.Tensor
     valid: torch.Tensor
     steps_per_epoch: int
+    # The parameters whose gradient norm is clipped: all but the linear experts', whose own loss is separate.
+    clipped_parameters: list[Tensor]
 
     @classmethod
     def start(
@@ -232,6 +234,7 @@ class _Run:
             rows=torch.from_numpy(index.rows).to(device),
             valid=torch.from_numpy(index.valid).to(device),
             steps_per_epoch=steps_per_epoch,
+            clipped_parameters=_clipped_parameters(model),
         )
 
     def train_epoch(self, generator: torch.Generator) -> float:
@@ -301,13 +304,6 @@ class _Run:
         _, partner_labels, weight = blend
         return weight * own + (1.0 - weight) * loss_fn(logits, partner_labels, frame_mask)
 
-    @property
-    def clipped_parameters(self) -> list[Tensor]:
-        """The parameters whose gradient norm is clipped: all but the linear experts', whose own loss is separate."""
-        experts = self.model.linear_experts
-        skipped = {id(p) for p in experts.parameters()} if experts is not None else set()
-        return [p for p in self.model.parameters() if id(p) not in skipped]
-
     def last_lr(self) -> float:
         """The learning rate of the last step."""
         return float(self.scheduler.get_last_lr()[0])
@@ -325,6 +321,13 @@ class _Run:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
+
+
+def _clipped_parameters(model: FusionTransformer) -> list[Tensor]:
+    """Every parameter of ``model`` but the linear experts' (their own loss is kept out of gradient clipping)."""
+    experts = model.linear_experts
+    skipped = {id(p) for p in experts.parameters()} if experts is not None else set()
+    return [p for p in model.parameters() if id(p) not in skipped]
 
 
 def _standardisation_mean(model: FusionTransformer, branch: str, batch: WindowBatch) -> Tensor:

@@ -13,10 +13,19 @@ from factories import make_planted_record
 
 from exprfusion.corpus import CorpusWriter
 from exprfusion.data import load_split
-from exprfusion.expert_fit import ABSENT_CLASS_BIAS, calibrate_expert_weights, fit_audio_expert
+from exprfusion.expert_fit import (
+    ABSENT_CLASS_BIAS,
+    calibrate_expert_weights,
+    fit_audio_expert,
+    score_expert_weights,
+)
 from exprfusion.linear_experts import present_mean
 from exprfusion.model import FusionConfig, FusionTransformer
+from exprfusion.scoring import score_split
 from exprfusion.train import TrainConfig, _Run, train_model
+
+# The training runs of these tests: tiny windows, no median filter (the experts' own smoothing is what is tested).
+TINY_TRAIN = TrainConfig(epochs=3, batch_size=8, window=16, stride=8, eval_stride=8, median_kernel=1, device="cpu")
 
 
 def _config(**overrides) -> FusionConfig:
@@ -168,17 +177,7 @@ def audio_planted(tmp_path_factory):
             writer.add(make_planted_record(f"t{i}", "train", n=160, dims=(8, 8), seed=i, signal="audio"))
         for i in range(2):
             writer.add(make_planted_record(f"v{i}", "validation", n=160, dims=(8, 8), seed=50 + i, signal="audio"))
-    config = TrainConfig(
-        epochs=3,
-        batch_size=8,
-        window=16,
-        stride=8,
-        eval_stride=8,
-        median_kernel=1,
-        lr=3e-3,
-        device="cpu",
-        selection="validation",
-    )
+    config = dataclasses.replace(TINY_TRAIN, lr=3e-3, selection="validation")
     model_config = FusionConfig(
         d_model=16, n_layers=1, n_heads=2, aux_loss_weight=1.0, joint_expert_weight=1.0, audio_expert_weight=4.0
     )
@@ -210,7 +209,7 @@ def test_the_holdout_calibration_raises_a_good_expert_and_lowers_a_harmful_one(a
     with torch.no_grad():
         for layer in (model.linear_experts.joint, model.audio_aux_head[-1]):  # noise: a harmful joint expert and
             layer.weight.copy_(5 * torch.randn_like(layer.weight))  # an audio head that knows nothing
-    inference = TrainConfig(window=16, eval_stride=8, median_kernel=1).inference()
+    inference = TINY_TRAIN.inference()
     calibration = calibrate_expert_weights(model, validation, inference, batch_size=16)
     assert set(calibration.scores["joint"]) == {0.25, 0.5, 1.0, 2.0}, "0.25x to 2x the configured joint weight of 1"
     assert calibration.weights == {"joint": 0.25, "audio": 8.0}
@@ -224,16 +223,7 @@ def test_training_with_holdout_selection_keeps_the_calibrated_weights(tmp_path):
         for i in range(5):
             writer.add(make_planted_record(f"t{i}", "train", n=96, dims=(8, 8), seed=i, signal="audio"))
         writer.add(make_planted_record("v0", "validation", n=96, dims=(8, 8), seed=50, signal="audio"))
-    config = TrainConfig(
-        epochs=1,
-        batch_size=8,
-        window=16,
-        stride=8,
-        eval_stride=8,
-        median_kernel=1,
-        device="cpu",
-        calibrate_experts=True,
-    )
+    config = dataclasses.replace(TINY_TRAIN, epochs=1, calibrate_experts=True)
     model_config = FusionConfig(d_model=16, n_layers=1, n_heads=2, joint_expert_weight=1.0, audio_expert_weight=4.0)
     result = train_model(root, model_config, config)
     assert result.refit and result.expert_calibration is not None
@@ -260,3 +250,12 @@ def test_the_combined_scores_stay_float32_under_bfloat16_autocast():
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
         scores = model(torch.randn(2, 6, 3), torch.randn(2, 6, 4), face_mask, torch.ones(2, 6, dtype=torch.bool))
     assert scores.dtype == torch.float32 and torch.isfinite(scores).all()
+
+
+def test_scoring_expert_weights_restores_the_models_own_weight(audio_planted):
+    model, _, validation = audio_planted
+    inference = TINY_TRAIN.inference()
+    scores = score_expert_weights(model, "joint", validation, [0.0, 1.0], inference)
+    assert model.linear_experts.weights["joint"] == 1.0
+    own = score_split(model, validation, inference).metrics["macro_f1"]
+    assert scores[1.0] == round(own, 4), "the configured weight scores as the model does"
