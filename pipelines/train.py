@@ -28,8 +28,9 @@ def main() -> None:
     with progress_callback("train") as update:
         result = train_model(corpus, FusionConfig.from_dict(best["model"]), train_config, progress=update)
     save_model(MODEL, result.model, train_config.inference(), training_metadata(result, train_config, corpus))
-    if result.expert_calibration:
-        print(result.expert_calibration.summary())
+    for decision in (result.normalisation_choice, result.expert_calibration):
+        if decision:
+            print(decision.summary())
     registration = log_and_register(
         MODEL,
         result,

@@ -28,6 +28,8 @@ def main() -> None:
             experiment=params["experiment"],
             progress=update,
         )
+    if result.normalisation_choice:
+        print(result.normalisation_choice.summary())
     write_best(result, BEST)
     result.trials.to_csv(TRIALS, index=False)
     print(f"best of {len(result.trials)} trials: {result.best_metrics}; wrote {BEST} and {TRIALS}")

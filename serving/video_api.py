@@ -30,7 +30,7 @@ from exprfusion.artifact import InferenceSettings
 from exprfusion.errors import InputError
 from exprfusion.labels import CLASS_NAMES
 from exprfusion.model import FusionTransformer
-from exprfusion.streaming import FinalLabels, StreamingPredictor, delay_frames
+from exprfusion.streaming import FinalLabels, StreamingPredictor, delay_frames, holds_until_close
 from exprfusion.video_input import read_video_npz_source
 from exprfusion.video_predict import VideoFeatureExtractor, extractor_of, predict_video_file
 from serving.limits import _positive_int
@@ -193,12 +193,12 @@ class VideoEndpoints:
             return 429, str(error)
         except InputError as error:
             return http_status(error), str(error)
-        delay = delay_frames(self.inference)
+        delay = None if holds_until_close(self.model) else delay_frames(self.inference)  # None: labels at close
         return 200, {
             "session": key,
             **self.inference.to_dict(),
             "delay_frames": delay,
-            "delay_s": delay / options.fps if options.fps else None,
+            "delay_s": delay / options.fps if options.fps and delay is not None else None,
             "idle_seconds": self.limits.stream_idle_seconds,
         }
 

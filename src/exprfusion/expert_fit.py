@@ -1,9 +1,10 @@
-"""The linear experts' fits outside gradient descent: the frozen audio expert, and the experts' weights.
+"""The linear experts' fits outside gradient descent: the frozen fitted experts, and the experts' weights.
 
-The audio expert is fitted before training: the audio baseline's logistic regression, inside the model.
-The fit reads the model's own standardised audio (so the expert sees at inference exactly what it was fitted on),
-draws the baseline's stratified, seeded sample of labelled frames with audio, and runs scikit-learn's L-BFGS with the
-baseline's penalty and balanced class weights on one BLAS thread (exprfusion.baseline explains why one).
+The audio expert (and the joint one, with ``joint_expert_fit="lbfgs"``) is fitted before training: the baseline's
+logistic regression, inside the model. The fit reads the model's own standardised streams (so the expert sees at
+inference exactly what it was fitted on), draws the baseline's stratified, seeded sample of labelled frames with the
+expert's input, and runs scikit-learn's L-BFGS with the baseline's penalty and balanced class weights on one BLAS
+thread (exprfusion.baseline explains why one).
 
 After holdout selection, each expert's weight is calibrated on the holdout: how much an expert should count depends
 on the corpus (on identity-dominated faces a balanced audio read is worth much more than on clean ones).
@@ -11,7 +12,9 @@ on the corpus (on identity-dominated faces a balanced audio read is worth much m
 
 from __future__ import annotations
 
+import hashlib
 import warnings
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -31,34 +34,70 @@ from exprfusion.scoring import score_split
 ABSENT_CLASS_BIAS = -30.0  # the logit bias of a class no training frame had: never predicted
 
 
-def fit_audio_expert(model: FusionTransformer, train: SplitData, config: BaselineConfig | None = None) -> None:
-    """Fit ``model``'s audio expert (if it has one) on ``train``'s labelled frames with audio, in place."""
+_FIT_CACHE: OrderedDict[str, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+_FIT_CACHE_SIZE = 8  # fits kept per process: a search's trials share the data, standardisation and settings
+
+
+def fit_linear_experts(model: FusionTransformer, train: SplitData, config: BaselineConfig | None = None) -> None:
+    """Fit each of ``model``'s fitted experts (``LinearExperts.fitted``) on ``train``'s labelled frames, in place.
+
+    The expert's input is built from the model's own standardised streams, on the baseline's stratified, seeded
+    sample of the labelled frames where that input exists. A class no sampled frame has gets weight 0 and the bias
+    ``ABSENT_CLASS_BIAS``. Fits are remembered per process by a digest of what they read (sample, standardisation,
+    settings), so the trials of a search, which a Ray worker runs one after another, fit each expert once.
+    """
     experts = model.linear_experts
-    if experts is None or experts.audio is None:
+    if experts is None or not experts.fitted:
         return
     config = config or BaselineConfig()
     labels = train.labels.cpu().numpy()
-    rows = sample_rows(labels, train.audio_mask.cpu().numpy(), config)
-    n_classes = experts.audio.out_features
-    weight = np.zeros((n_classes, experts.audio.in_features))
+    for name in experts.fitted:
+        layer = getattr(experts, name)
+        present = experts.present(name, train.face_mask, train.audio_mask).cpu().numpy()
+        rows = sample_rows(labels, present, config)
+        with torch.no_grad():
+            visual = model.standardise(train.visual[rows][None], train.face_mask[rows][None], "visual")[0]
+            audio = model.standardise(train.audio[rows][None], train.audio_mask[rows][None], "audio")[0]
+            features, _ = experts.inputs(name, visual, audio, train.face_mask[rows], train.audio_mask[rows])
+        features = features.float().cpu().numpy()
+        key = _fit_key(name, features, labels[rows], config)
+        if key not in _FIT_CACHE:
+            _FIT_CACHE[key] = _balanced_logistic_fit(features, labels[rows], layer.out_features, config)
+            while len(_FIT_CACHE) > _FIT_CACHE_SIZE:
+                _FIT_CACHE.popitem(last=False)
+        weight, bias = _FIT_CACHE[key]
+        with torch.no_grad():
+            layer.weight.copy_(torch.from_numpy(weight))
+            layer.bias.copy_(torch.from_numpy(bias))
+
+
+def _fit_key(name: str, features: np.ndarray, labels: np.ndarray, config: BaselineConfig) -> str:
+    digest = hashlib.sha256(f"{name}|{features.shape}|{config}".encode())
+    digest.update(np.ascontiguousarray(features).tobytes())
+    digest.update(np.ascontiguousarray(labels).tobytes())
+    return digest.hexdigest()
+
+
+def _balanced_logistic_fit(
+    features: np.ndarray, labels: np.ndarray, n_classes: int, config: BaselineConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """Weight ``[n_classes, dim]`` and bias ``[n_classes]`` of a class-balanced logistic regression (the baseline's
+    settings); a class with no frame gets weight 0 and ``ABSENT_CLASS_BIAS``, a lone class bias 0."""
+    weight = np.zeros((n_classes, features.shape[1]))
     bias = np.full(n_classes, ABSENT_CLASS_BIAS)
-    classes = np.unique(labels[rows])
+    classes = np.unique(labels)
     if classes.size == 1:  # one class only: it is always the answer
         bias[classes] = 0.0
     elif classes.size > 1:
-        with torch.no_grad():
-            features = model.audio_standardiser(train.audio[rows].to(model.dtype)).float().cpu().numpy()
         # max_iter bounds the cost on purpose (as the baseline's): an unconverged fit is still a strong one.
         with threadpool_limits(limits=1), warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             classifier = LogisticRegression(
                 C=config.C, class_weight="balanced", max_iter=config.max_iter, tol=config.tol
-            ).fit(features, labels[rows])
+            ).fit(features, labels)
         weight[classifier.classes_] = classifier.coef_
         bias[classifier.classes_] = classifier.intercept_
-    with torch.no_grad():
-        experts.audio.weight.copy_(torch.from_numpy(weight))
-        experts.audio.bias.copy_(torch.from_numpy(bias))
+    return weight, bias
 
 
 EXPERT_WEIGHT_SCALES: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0)  # of each configured weight, tried on the holdout

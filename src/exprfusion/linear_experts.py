@@ -6,11 +6,11 @@ Two linear classifiers read the model's standardised streams frame by frame, lik
 - ``joint``: both streams (each zero where absent) and a presence flag per stream, on frames with either input;
 - ``audio``: the audio stream alone, on frames with audio.
 
-The joint expert is trained with its own class-balanced cross-entropy (inverse-frequency weights) beside the deep
-path: its gradients reach only its own weights. The audio expert is fitted once before training
-(exprfusion.expert_fit), by L-BFGS with the audio baseline's strong L2 penalty, balanced class weights and sample
-size, and stays frozen: trained by SGD with the model instead, it scored 0.30 on the realistic profile with every
-face hidden, against 0.40 fitted.
+The audio expert is fitted once before training (exprfusion.expert_fit), by L-BFGS with the baseline's strong L2
+penalty, balanced class weights and sample size, and stays frozen: trained by SGD with the model instead, it scored
+0.30 on the realistic profile with every face hidden, against 0.40 fitted. The joint expert is fitted the same way
+with ``joint_expert_fit="lbfgs"``; with ``"sgd"`` it is trained beside the deep path with its own class-balanced
+cross-entropy (inverse-frequency weights), whose gradients reach only its own weights.
 
 At inference, each expert's frame probabilities are averaged over ``±smoothing`` frames of the window where its input
 is present, and its weight times their logarithm is added to the deep path's log-probabilities (a product of
@@ -52,22 +52,37 @@ def present_mean(values: Tensor, present: Tensor, radius: int) -> tuple[Tensor, 
 class LinearExperts(nn.Module):
     """The ``joint`` and ``audio`` linear experts over standardised streams; an expert of weight 0 is not built.
 
-    The joint expert starts at zero and learns with the model. The audio expert is fitted once, before training, by
-    :func:`exprfusion.expert_fit.fit_audio_expert` (strong L2, as the baseline), and is then frozen.
+    The experts named in ``fitted`` are fitted once, before training, by
+    :func:`exprfusion.expert_fit.fit_linear_experts` (strong L2, as the baseline), and are then frozen; the others
+    start at zero and learn with the model. The audio expert is always fitted.
     """
 
-    def __init__(self, visual_dim: int, audio_dim: int, n_classes: int, weights: dict[str, float], smoothing: int):
+    def __init__(
+        self,
+        visual_dim: int,
+        audio_dim: int,
+        n_classes: int,
+        weights: dict[str, float],
+        smoothing: int,
+        fitted: tuple[str, ...] = ("audio",),
+    ):
         super().__init__()
         self.weights = {name: float(weights.get(name, 0.0)) for name in EXPERT_NAMES}
         self.smoothing = smoothing
+        self.fitted = tuple(name for name in EXPERT_NAMES if name in fitted and self.weights[name] > 0)
         self.joint = nn.Linear(visual_dim + 1 + audio_dim + 1, n_classes) if self.weights["joint"] > 0 else None
         self.audio = nn.Linear(audio_dim, n_classes) if self.weights["audio"] > 0 else None
         for layer in (self.joint, self.audio):
             if layer is not None:
                 nn.init.zeros_(layer.weight)
                 nn.init.zeros_(layer.bias)
-        if self.audio is not None:
-            self.audio.requires_grad_(False)
+        for name in self.fitted:
+            getattr(self, name).requires_grad_(False)
+
+    @property
+    def trained(self) -> tuple[str, ...]:
+        """The built experts that learn with the model (by their own loss) rather than being fitted before it."""
+        return tuple(name for name in EXPERT_NAMES if getattr(self, name) is not None and name not in self.fitted)
 
     def forward(
         self, visual: Tensor, audio: Tensor, face_mask: Tensor, audio_mask: Tensor
@@ -75,15 +90,29 @@ class LinearExperts(nn.Module):
         """Each built expert's frame logits (B, T, C) and the frames it reads (B, T), from standardised streams
         that are already zero where absent."""
         outputs = {}
-        if self.joint is not None:
-            flags = [face_mask.to(visual.dtype)[..., None], audio_mask.to(audio.dtype)[..., None]]
-            outputs["joint"] = (
-                self.joint(torch.cat([visual, flags[0], audio, flags[1]], dim=-1)),
-                face_mask | audio_mask,
-            )
-        if self.audio is not None:
-            outputs["audio"] = (self.audio(audio), audio_mask)
+        for name in EXPERT_NAMES:
+            layer = getattr(self, name)
+            if layer is not None:
+                features, present = self.inputs(name, visual, audio, face_mask, audio_mask)
+                outputs[name] = (layer(features), present)
         return outputs
+
+    @staticmethod
+    def inputs(
+        name: str, visual: Tensor, audio: Tensor, face_mask: Tensor, audio_mask: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """What the expert ``name`` reads from standardised streams that are zero where absent (``[..., dim]``), and
+        the frames where its input exists (``joint``: either stream, with a presence flag per stream)."""
+        present = LinearExperts.present(name, face_mask, audio_mask)
+        if name == "audio":
+            return audio, present
+        flags = [face_mask.to(visual.dtype)[..., None], audio_mask.to(audio.dtype)[..., None]]
+        return torch.cat([visual, flags[0], audio, flags[1]], dim=-1), present
+
+    @staticmethod
+    def present(name: str, face_mask: Tensor, audio_mask: Tensor) -> Tensor:
+        """The frames where the expert ``name`` has an input: audio for ``audio``, either stream for ``joint``."""
+        return audio_mask if name == "audio" else face_mask | audio_mask
 
     def log_evidence(self, name: str, logits: Tensor, present: Tensor) -> Tensor:
         """The expert's weight × the log of its probabilities averaged over ``±smoothing`` present frames; zero (no

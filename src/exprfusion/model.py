@@ -57,6 +57,7 @@ from exprfusion.strict_dicts import dataclass_from_dict
 FUSION_MODES: tuple[str, ...] = ("gated", "visual", "audio")
 WINDOW_READOUTS: tuple[str, ...] = ("none", "audio", "both")
 NORMALISATIONS: tuple[str, ...] = ("global", "robust", "video", "none")
+EXPERT_FITS: tuple[str, ...] = ("sgd", "lbfgs")
 
 
 @dataclass
@@ -82,7 +83,8 @@ class FusionConfig:
     # global: per-dimension standardisation fitted on the training frames (buffers); robust: the same with the median
     # and the interquartile range (a silence floor or a massive activation does not set the scale); video: each
     # video's mean over its present frames subtracted first (identity and recording removed;
-    # inference.centred_per_video), then standardised; none: features as they come.
+    # inference.centred_per_video), then standardised; none: features as they come; auto: robust or video, chosen
+    # on the selection split before the model is built (exprfusion.normalisation_choice).
     normalisation: str = "global"
     # Weight of the per-branch auxiliary losses (a classifier head on each encoder's output, trained on the frames
     # where its modality is present), so that each branch predicts well alone; 0 builds no auxiliary heads.
@@ -105,6 +107,9 @@ class FusionConfig:
     joint_expert_weight: float = 0.0
     audio_expert_weight: float = 0.0
     expert_smoothing: int = 15
+    # How the joint expert learns: "lbfgs" fits it before training, as the audio expert is (exprfusion.expert_fit),
+    # and freezes it; "sgd" trains it with the model under its own class-balanced loss.
+    joint_expert_fit: str = "sgd"
 
     def __post_init__(self) -> None:
         if self.ff_dim is None:
@@ -130,8 +135,14 @@ class FusionConfig:
             raise InputError(
                 f"FusionConfig.window_readout must be one of {WINDOW_READOUTS}, got {self.window_readout!r}"
             )
-        if self.normalisation not in NORMALISATIONS:
-            raise InputError(f"FusionConfig.normalisation must be one of {NORMALISATIONS}, got {self.normalisation!r}")
+        if self.joint_expert_fit not in EXPERT_FITS:
+            raise InputError(
+                f"FusionConfig.joint_expert_fit must be one of {EXPERT_FITS}, got {self.joint_expert_fit!r}"
+            )
+        if self.normalisation not in (*NORMALISATIONS, "auto"):
+            raise InputError(
+                f"FusionConfig.normalisation must be one of {(*NORMALISATIONS, 'auto')}, got {self.normalisation!r}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """Return the config as a flat dict of plain Python values."""
@@ -336,6 +347,11 @@ class FusionTransformer(nn.Module):
 
     def __init__(self, config: FusionConfig) -> None:
         super().__init__()
+        if config.normalisation == "auto":
+            raise InputError(
+                "normalisation 'auto' is decided from the training data before a model is built "
+                "(exprfusion.normalisation_choice.resolve_normalisation; train_model and the search do it)"
+            )
         self.config = config
         uses_visual = config.fusion in ("gated", "visual")
         uses_audio = config.fusion in ("gated", "audio")
@@ -364,8 +380,9 @@ class FusionTransformer(nn.Module):
         self.linear_experts: LinearExperts | None = None
         if uses_visual and uses_audio and (config.joint_expert_weight > 0 or config.audio_expert_weight > 0):
             weights = {"joint": config.joint_expert_weight, "audio": config.audio_expert_weight}
+            fitted = ("audio", "joint") if config.joint_expert_fit == "lbfgs" else ("audio",)
             self.linear_experts = LinearExperts(
-                config.visual_dim, config.audio_dim, config.n_classes, weights, config.expert_smoothing
+                config.visual_dim, config.audio_dim, config.n_classes, weights, config.expert_smoothing, fitted
             )
 
     def _readout_streams(self, uses_visual: bool, uses_audio: bool) -> tuple[str, ...]:
@@ -424,7 +441,7 @@ class FusionTransformer(nn.Module):
         available = {"visual": face_mask, "audio": audio_mask}
         inputs = {"visual": visual, "audio": audio}
         standardised = {
-            branch: self._standardise(inputs[branch], available[branch], branch)
+            branch: self.standardise(inputs[branch], available[branch], branch)
             for branch in ("visual", "audio")
             if hasattr(self, f"{branch}_standardiser")
         }
@@ -435,7 +452,7 @@ class FusionTransformer(nn.Module):
             audio_alone = None if audio_alone is None else audio_alone + readout
         if self.linear_experts is not None:
             experts = self.linear_experts(standardised["visual"], standardised["audio"], face_mask, audio_mask)
-            if branch_outputs is not None and "joint" in experts:  # the audio expert is fitted, not trained
+            if branch_outputs is not None and "joint" in self.linear_experts.trained:  # fitted ones do not learn
                 branch_outputs["joint_expert"] = experts["joint"]
             if not self.training:
                 return self.linear_experts.combine(fused, audio_alone, experts, face_mask)
@@ -477,7 +494,7 @@ class FusionTransformer(nn.Module):
         frames = self.fusion(visual_frames, audio_frames, face_mask, audio_mask)  # (B, T, D)
         return self.head(frames), audio_alone
 
-    def _standardise(self, features: Tensor, available: Tensor, branch: str) -> Tensor:
+    def standardise(self, features: Tensor, available: Tensor, branch: str) -> Tensor:
         """One branch's features (B, T, in_dim) standardised, and zero where the modality is absent."""
         standardiser: FeatureStandardiser = getattr(self, f"{branch}_standardiser")
         if features.shape[:2] != available.shape:

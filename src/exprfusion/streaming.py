@@ -18,7 +18,8 @@ offline is therefore one of timing only: those last frames are held back until t
 windows depend on where it ends.
 
 Per-video normalisation (``normalisation="video"``) subtracts the whole video's mean, which a stream does not know
-until it ends; such models are refused.
+until it ends: such a model's stream releases nothing before :meth:`StreamingPredictor.close`, which labels the whole
+video exactly as offline (:func:`holds_until_close`; the delay is then the whole stream).
 """
 
 from __future__ import annotations
@@ -56,11 +57,17 @@ def delay_frames(inference: InferenceSettings) -> int:
     return inference.window + inference.median_kernel // 2
 
 
+def holds_until_close(model: FusionTransformer) -> bool:
+    """True for a model whose labels depend on the whole video (per-video normalisation): its stream releases every
+    label at close."""
+    return model.config.normalisation == "video"
+
+
 class StreamingPredictor:
     """One video's stream: :meth:`append` chunks of frame features, get back the labels that became final.
 
     Args:
-        model: a trained model with ``normalisation`` ``global`` or ``none``.
+        model: a trained model (with per-video normalisation, every label comes at :meth:`close`).
         inference: window, stride and median kernel (from the artefact).
         batch_size: windows per forward pass.
     """
@@ -68,12 +75,8 @@ class StreamingPredictor:
     def __init__(
         self, model: FusionTransformer, inference: InferenceSettings, batch_size: int = INFERENCE_BATCH_SIZE
     ) -> None:
-        if model.config.normalisation == "video":
-            raise InputError(
-                "this model centres each video on its whole-video mean (normalisation: video), which a stream does "
-                "not know until it ends; stream with a model trained with normalisation global"
-            )
         self.model = model
+        self.whole_video = holds_until_close(model)
         self.inference = inference
         self.batch_size = batch_size
         self.received = 0  # frames appended so far
@@ -89,9 +92,10 @@ class StreamingPredictor:
         self._released = 0  # frames whose final label was handed out
 
     @property
-    def delay(self) -> int:
-        """The most frames the newest final label lags the newest frame (see :func:`delay_frames`)."""
-        return delay_frames(self.inference)
+    def delay(self) -> int | None:
+        """The most frames the newest final label lags the newest frame (see :func:`delay_frames`); None when every
+        label waits for :meth:`close`."""
+        return None if self.whole_video else delay_frames(self.inference)
 
     def append(
         self,
@@ -120,6 +124,8 @@ class StreamingPredictor:
         else:
             self._buffer = {key: np.concatenate([self._buffer[key], arrays[key]]) for key in arrays}
         self.received += chunk.n_frames
+        if self.whole_video:  # each video's mean is known only at the end: every window waits for close
+            return self._release(0, at_end=False)
         self._open_votes(self.received)
         window, stride = self.inference.window, self.inference.stride
         starts = np.arange(self._next_start, self.received - window + 1, stride, dtype=np.int64)
@@ -146,6 +152,9 @@ class StreamingPredictor:
             starts = np.asarray([last_start])  # the end-aligned window, where the grid misses the end
         else:
             starts = np.zeros(0, np.int64)
+        if self.whole_video and n >= window:  # no window has run yet: the grid's too, in start order
+            starts = np.concatenate([np.arange(0, n - window + 1, self.inference.stride, dtype=np.int64), starts])
+        self._open_votes(n)
         self._add_windows(starts, n)
         self._settle_votes(n)
         return self._release(n, at_end=True)

@@ -21,12 +21,13 @@ from exprfusion.data import SplitData, WindowBatch, gather_windows, holdout_spli
 from exprfusion.devices import PRECISIONS, autocast_for, resolve_device
 from exprfusion.epoch_report import EpochReport
 from exprfusion.errors import InputError
-from exprfusion.expert_fit import ExpertCalibration, calibrate_expert_weights, fit_audio_expert
+from exprfusion.expert_fit import ExpertCalibration, calibrate_expert_weights, fit_linear_experts
 from exprfusion.inference import INFERENCE_BATCH_SIZE, centred_per_video
 from exprfusion.losses import FocalLoss, inverse_frequency_weights
 from exprfusion.metrics import class_shares
 from exprfusion.mixup import mix_windows
 from exprfusion.model import FusionConfig, FusionTransformer
+from exprfusion.normalisation_choice import NormalisationChoice, resolve_normalisation
 from exprfusion.scoring import score_split
 from exprfusion.seeding import seed_everything
 from exprfusion.strict_dicts import dataclass_from_dict
@@ -127,6 +128,8 @@ class TrainResult:
     prediction_prior: list[float] = field(default_factory=list)
     # The expert weights the holdout chose and its score at each candidate (None: no calibration ran).
     expert_calibration: ExpertCalibration | None = None
+    # How ``normalisation: auto`` was decided (None: the normalisation was set, not chosen).
+    normalisation_choice: NormalisationChoice | None = None
 
 
 def warmup_cosine(total_steps: int, warmup_fraction: float) -> Callable[[int], float]:
@@ -213,7 +216,7 @@ class _Run:
             visual, audio = centred_per_video(train_data, train_data.lengths, train_data.offsets)
             train_data = dataclasses.replace(train_data, visual=visual, audio=audio)
         model.fit_standardisation(train_data.visual, train_data.audio, train_data.face_mask, train_data.audio_mask)
-        fit_audio_expert(model, train_data)
+        fit_linear_experts(model, train_data)
         labels = train_data.labels[train_data.labels >= 0].cpu().numpy()
         counts = np.bincount(labels, minlength=model_config.n_classes)
         weights = inverse_frequency_weights(counts, config.class_weight_power) if config.class_weight_power else None
@@ -401,10 +404,14 @@ def train_model(
         train_data, select_data = holdout_split(train_data, config.holdout_fraction)
     else:
         select_data = val_data
+    choice = resolve_normalisation(
+        model_config.normalisation, config.selection, config.holdout_fraction, whole_train, val_data
+    )
     train_data, select_data = train_data.to(device), select_data.to(device)
     model_config = FusionConfig.from_dict(
         {
             **model_config.to_dict(),
+            **({"normalisation": choice.chosen} if choice else {}),
             "visual_dim": int(train_data.visual.shape[1]),
             "audio_dim": int(train_data.audio.shape[1]),
             "max_len": max(model_config.max_len, config.window),
@@ -497,6 +504,7 @@ def train_model(
         validation_metrics=reported,
         prediction_prior=class_shares(validation_scores.prediction.labels, model_config.n_classes),
         expert_calibration=calibration,
+        normalisation_choice=choice,
     )
 
 
@@ -512,6 +520,7 @@ def training_metadata(result: TrainResult, train_config: TrainConfig, corpus: Co
         "stopped_early": result.stopped_early,
         "refit": result.refit,
         "expert_calibration": asdict(result.expert_calibration) if result.expert_calibration else None,
+        "normalisation_choice": asdict(result.normalisation_choice) if result.normalisation_choice else None,
         "train_config": train_config.to_dict(),
         "corpus": str(corpus.root),
         "corpus_hash": corpus.content_hash(),

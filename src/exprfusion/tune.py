@@ -10,12 +10,13 @@ search's definition, so a changed grid, config or corpus never restores an unrel
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,9 @@ from ray import tune
 from exprfusion import tracking
 from exprfusion.atomic import atomic_open
 from exprfusion.corpus import Corpus
+from exprfusion.data import training_splits
 from exprfusion.model import FusionConfig
+from exprfusion.normalisation_choice import AUTO, NormalisationChoice, resolve_normalisation
 from exprfusion.progress import console
 from exprfusion.ray_runtime import ray_session as shared_ray_session
 from exprfusion.search_space import SearchSpace, parse_tune_params, search_name
@@ -48,6 +51,8 @@ class SearchResult:
     parent_run_id: str
     trials: pd.DataFrame
     total_trial_epochs: int
+    # How ``normalisation: auto`` was decided before the trials (None: the normalisation was set).
+    normalisation_choice: NormalisationChoice | None = None
 
 
 class _SearchMonitor:
@@ -209,6 +214,9 @@ def run_search(
     if base_model.get("ff_dim") is None:
         model["ff_dim"] = None  # resolved per trial as 4 * d_model, after the grid has set d_model
     train = TrainConfig.from_dict(base_train, path="tune.train").to_dict()
+    choice = _choose_normalisation(corpus_root, model["normalisation"], train)
+    if choice is not None:
+        model["normalisation"] = choice.chosen  # every trial, and the search's name, take the choice
     storage = Path(storage).resolve()
     name = search_name(space, settings, model, train, corpus_hash)
     experiment_dir = storage / name
@@ -220,6 +228,9 @@ def run_search(
     params = {f"tune.{key}": value for key, value in {**space.dimensions(), **vars(settings)}.items()}
     params.update({k: v for k, v in tracking.flatten_params(model, train).items() if "." in k})
     parent_run_id = _parent_run(experiment_id, storage / f"{name}.parent_run", restore, tags, params, corpus)
+    if choice is not None:
+        tracking.set_tags(parent_run_id, {"normalisation_choice": choice.summary()})
+        tracking.log_metrics(parent_run_id, {f"normalisation_{k}": v for k, v in choice.scores.items()})
     for key, value in QUIET_ENV.items():
         os.environ.setdefault(key, value)
     with ray_session():
@@ -263,7 +274,19 @@ def run_search(
             results = tuner.fit()
         finally:
             _MONITORS.pop(name, None)
-    return _summarise(results, model, train, parent_run_id, experiment_dir)
+    return dataclasses.replace(
+        _summarise(results, model, train, parent_run_id, experiment_dir), normalisation_choice=choice
+    )
+
+
+def _choose_normalisation(corpus_root: Path, normalisation: str, train: dict[str, Any]) -> NormalisationChoice | None:
+    """Decide ``normalisation: auto`` once, in the driver, on the split the trials select on (None when set)."""
+    if normalisation != AUTO:
+        return None
+    train_split, validation_split = training_splits(corpus_root)
+    return resolve_normalisation(
+        normalisation, train["selection"], train["holdout_fraction"], train_split, validation_split
+    )
 
 
 def _summarise(results: Any, model: dict, train: dict, parent_run_id: str, experiment_dir: Path) -> SearchResult:
@@ -298,6 +321,7 @@ def write_best(result: SearchResult, path: str | Path) -> Path:
     payload = {
         "model": result.best_model_config,
         "train": result.best_train_config,
+        "normalisation_choice": asdict(result.normalisation_choice) if result.normalisation_choice else None,
         "metrics": result.best_metrics,
         "parent_run_id": result.parent_run_id,
         "trials": len(result.trials),

@@ -10,13 +10,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 from factories import make_planted_record
+from sklearn.linear_model import LogisticRegression
 
 from exprfusion.corpus import CorpusWriter
 from exprfusion.data import load_split
 from exprfusion.expert_fit import (
     ABSENT_CLASS_BIAS,
     calibrate_expert_weights,
-    fit_audio_expert,
+    fit_linear_experts,
     score_expert_weights,
 )
 from exprfusion.linear_experts import present_mean
@@ -146,7 +147,7 @@ def test_a_class_no_training_frame_has_is_never_the_audio_experts_answer(tmp_pat
     with CorpusWriter(tmp_path / "corpus") as writer:
         writer.add(dataclasses.replace(record, labels=labels))
     model = FusionTransformer(_config(audio_expert_weight=1.0))
-    fit_audio_expert(model, load_split(tmp_path / "corpus", "train"))
+    fit_linear_experts(model, load_split(tmp_path / "corpus", "train"))
     bias, weight = model.linear_experts.audio.bias, model.linear_experts.audio.weight
     absent = [c for c in range(8) if c not in (0, 3)]
     assert torch.all(bias[absent] == ABSENT_CLASS_BIAS) and torch.all(weight[absent] == 0)
@@ -189,7 +190,7 @@ def test_the_audio_expert_is_fitted_once_and_kept_through_training(audio_planted
     fresh = copy.deepcopy(model)
     with torch.no_grad():
         fresh.linear_experts.audio.weight.zero_()
-    fit_audio_expert(fresh, train)  # the same standardisation, the same sample: the same fit
+    fit_linear_experts(fresh, train)  # the same standardisation, the same sample: the same fit
     torch.testing.assert_close(fresh.linear_experts.audio.weight, model.linear_experts.audio.weight)
 
 
@@ -259,3 +260,53 @@ def test_scoring_expert_weights_restores_the_models_own_weight(audio_planted):
     assert model.linear_experts.weights["joint"] == 1.0
     own = score_split(model, validation, inference).metrics["macro_f1"]
     assert scores[1.0] == round(own, 4), "the configured weight scores as the model does"
+
+
+def _fitted_joint_corpus(root, seed=0):
+    with CorpusWriter(root) as writer:
+        for i in range(3):
+            writer.add(make_planted_record(f"t{i}", "train", n=120, dims=(3, 4), seed=seed + i))
+    return load_split(root, "train")
+
+
+def test_a_fitted_joint_expert_is_the_balanced_logistic_regression_of_its_inputs(tmp_path):
+    """``joint_expert_fit: lbfgs``: the baseline's fit on [visual, face flag, audio, audio flag], built by hand."""
+    train = _fitted_joint_corpus(tmp_path / "corpus")
+    model = FusionTransformer(_config(joint_expert_weight=1.0, joint_expert_fit="lbfgs"))
+    model.fit_standardisation(train.visual, train.audio, train.face_mask, train.audio_mask)
+    fit_linear_experts(model, train)
+    assert not any(parameter.requires_grad for parameter in model.linear_experts.joint.parameters())
+    with torch.no_grad():  # every frame has both streams and fewer frames than the sample size: all are read
+        visual = (train.visual.float() - model.visual_standardiser.mean) / model.visual_standardiser.std
+        audio = (train.audio.float() - model.audio_standardiser.mean) / model.audio_standardiser.std
+    ones = np.ones((train.n_frames, 1))
+    design = np.hstack([visual.numpy(), ones, audio.numpy(), ones])
+    reference = LogisticRegression(C=0.01, class_weight="balanced", max_iter=200, tol=1e-3)
+    reference.fit(design, train.labels.numpy())
+    np.testing.assert_allclose(
+        model.linear_experts.joint.weight[reference.classes_].numpy(), reference.coef_, rtol=1e-3, atol=1e-4
+    )
+    np.testing.assert_allclose(
+        model.linear_experts.joint.bias[reference.classes_].numpy(), reference.intercept_, rtol=1e-3, atol=1e-4
+    )
+
+
+def test_a_fitted_joint_expert_does_not_learn_with_the_model():
+    model = FusionTransformer(_config(joint_expert_weight=1.0, joint_expert_fit="lbfgs", aux_loss_weight=1.0))
+    branches = {}
+    masks = torch.ones(2, 6, dtype=torch.bool)
+    model.train()(torch.randn(2, 6, 3), torch.randn(2, 6, 4), masks, masks, branch_outputs=branches)
+    assert "joint_expert" not in branches and model.linear_experts.trained == ()
+
+
+def test_expert_fits_are_remembered_only_for_the_same_inputs(tmp_path):
+    first = _fitted_joint_corpus(tmp_path / "a", seed=0)
+    other = _fitted_joint_corpus(tmp_path / "b", seed=10)
+    weights = []
+    for train in (first, other, first):
+        model = FusionTransformer(_config(joint_expert_weight=1.0, joint_expert_fit="lbfgs"))
+        model.fit_standardisation(train.visual, train.audio, train.face_mask, train.audio_mask)
+        fit_linear_experts(model, train)
+        weights.append(model.linear_experts.joint.weight.clone())
+    assert not torch.equal(weights[0], weights[1]), "other frames: another fit"
+    torch.testing.assert_close(weights[0], weights[2])

@@ -7,7 +7,6 @@ import pytest
 import torch
 
 from exprfusion.artifact import InferenceSettings
-from exprfusion.errors import InputError
 from exprfusion.model import FusionConfig, FusionTransformer
 from exprfusion.predict import predict_video
 from exprfusion.streaming import StreamingPredictor, delay_frames
@@ -84,8 +83,15 @@ def test_streams_shorter_than_a_window_are_labelled_at_close(model, n):
     np.testing.assert_array_equal(tail, predict_video(model, INFERENCE, **video)[0])
 
 
-def test_whole_video_normalisation_is_refused():
+@pytest.mark.parametrize("n", [20, 100, 203])
+def test_a_per_video_normalised_model_labels_the_whole_stream_at_close_as_offline(n):
+    """The video's mean is known only at its end: nothing is released before close, then exactly the offline labels."""
+    torch.manual_seed(5)
     model = FusionTransformer(FusionConfig(visual_dim=12, audio_dim=6, d_model=16, n_layers=1, n_heads=2,
-                                           normalisation="video"))  # fmt: skip
-    with pytest.raises(InputError, match="normalisation"):
-        StreamingPredictor(model, INFERENCE)
+                                           normalisation="video")).eval()  # fmt: skip
+    video = random_video(n, seed=6)
+    video["visual"] = video["visual"] + 4.0  # an offset that only the whole video's mean removes
+    _, counts, tail = stream(model, video, 7)
+    assert set(counts) == {0}
+    assert StreamingPredictor(model, INFERENCE).delay is None
+    np.testing.assert_array_equal(tail, predict_video(model, INFERENCE, **video)[0])

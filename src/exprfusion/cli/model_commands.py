@@ -103,8 +103,9 @@ def train(
         console.print(
             f"kept the refit: retrained on the whole train split up to epoch {result.best_epoch + 1}", highlight=False
         )
-    if result.expert_calibration:
-        console.print(result.expert_calibration.summary(), highlight=False)
+    for decision in (result.normalisation_choice, result.expert_calibration):
+        if decision:
+            console.print(decision.summary(), highlight=False)
     console.print(f"validation: {_scores_text(result.validation_metrics)}", highlight=False)
     console.print(f"wrote {out}", highlight=False)
 
