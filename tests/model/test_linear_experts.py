@@ -281,7 +281,7 @@ def test_a_fitted_joint_expert_is_the_balanced_logistic_regression_of_its_inputs
         audio = (train.audio.float() - model.audio_standardiser.mean) / model.audio_standardiser.std
     ones = np.ones((train.n_frames, 1))
     design = np.hstack([visual.numpy(), ones, audio.numpy(), ones])
-    reference = LogisticRegression(C=0.01, class_weight="balanced", max_iter=200, tol=1e-3)
+    reference = LogisticRegression(C=0.01, class_weight="balanced", max_iter=100, tol=1e-3)
     reference.fit(design, train.labels.numpy())
     np.testing.assert_allclose(
         model.linear_experts.joint.weight[reference.classes_].numpy(), reference.coef_, rtol=1e-3, atol=1e-4
