@@ -24,6 +24,7 @@ measured cost and the macro-F1 against a fit on every training frame.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -41,6 +42,7 @@ from exprfusion.metrics import macro_f1
 
 MODALITIES: tuple[str, ...] = ("visual", "audio", "both")
 _MASK_OF = {"visual": "face_mask", "audio": "audio_mask"}
+FIT_THREADS = 2  # independent fits run side by side (each on one BLAS thread)
 _PREDICT_CHUNK = 8192  # frames standardised and scored at a time (bounds the float32 copies)
 
 Frames = Mapping[str, np.ndarray]  # "visual", "audio", "face_mask", "audio_mask" (and "labels"), row-aligned
@@ -236,7 +238,11 @@ def baseline_scores(
     """Macro-F1 on ``evaluated`` of the three baselines: ``{"visual": f1, "audio": f1, "both": f1}``."""
     config = config or BaselineConfig()
     truth = evaluated.labels.cpu().numpy()
-    return {
-        modality: macro_f1(truth, fit_baseline(training, modality, config).predict(evaluated, config.smoothing))
-        for modality in MODALITIES
-    }
+
+    def score(modality: str) -> float:
+        return macro_f1(truth, fit_baseline(training, modality, config).predict(evaluated, config.smoothing))
+
+    # The three fits run side by side, each on one BLAS thread (the limit is set around them all, so no fit's
+    # exit lifts it under another): the same numbers as one after another, in about half the time on 2 cores.
+    with threadpool_limits(limits=1), ThreadPoolExecutor(max_workers=FIT_THREADS) as pool:
+        return dict(zip(MODALITIES, pool.map(score, MODALITIES), strict=True))

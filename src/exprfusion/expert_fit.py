@@ -16,6 +16,7 @@ import hashlib
 import warnings
 from collections import OrderedDict
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -25,7 +26,7 @@ from sklearn.linear_model import LogisticRegression
 from threadpoolctl import threadpool_limits
 
 from exprfusion.artifact import InferenceSettings
-from exprfusion.baseline import BaselineConfig, sample_rows
+from exprfusion.baseline import FIT_THREADS, BaselineConfig, sample_rows
 from exprfusion.data import SplitData
 from exprfusion.inference import INFERENCE_BATCH_SIZE
 from exprfusion.model import FusionTransformer
@@ -55,9 +56,9 @@ def fit_linear_experts(model: FusionTransformer, train: SplitData, config: Basel
     if experts is None or not experts.fitted:
         return
     labels = train.labels.cpu().numpy()
+    jobs = {}
     for name in experts.fitted:
         settings = config or EXPERT_FITS[name]
-        layer = getattr(experts, name)
         present = experts.present(name, train.face_mask, train.audio_mask).cpu().numpy()
         rows = sample_rows(labels, present, settings)
         with torch.no_grad():
@@ -65,15 +66,30 @@ def fit_linear_experts(model: FusionTransformer, train: SplitData, config: Basel
             audio = model.standardise(train.audio[rows][None], train.audio_mask[rows][None], "audio")[0]
             features, _ = experts.inputs(name, visual, audio, train.face_mask[rows], train.audio_mask[rows])
         features = features.float().cpu().numpy()
-        key = _fit_key(name, features, labels[rows], settings)
+        jobs[name] = (_fit_key(name, features, labels[rows], settings), features, labels[rows], settings)
+
+    def fit(name: str) -> tuple[np.ndarray, np.ndarray]:
+        key, features, frame_labels, settings = jobs[name]
         if key not in _FIT_CACHE:
-            _FIT_CACHE[key] = _balanced_logistic_fit(features, labels[rows], layer.out_features, settings)
-            while len(_FIT_CACHE) > _FIT_CACHE_SIZE:
-                _FIT_CACHE.popitem(last=False)
-        weight, bias = _FIT_CACHE[key]
+            _FIT_CACHE[key] = _balanced_logistic_fit(
+                features, frame_labels, getattr(experts, name).out_features, settings
+            )
+        return _FIT_CACHE[key]
+
+    # Side by side, each on one BLAS thread (as exprfusion.baseline.baseline_scores): the same fits, sooner.
+    # max_iter bounds the cost on purpose (as the baseline's): an unconverged fit is still a strong one. The warning
+    # filter is set here, around the threads, because catch_warnings is not thread-safe.
+    with threadpool_limits(limits=1), warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        with ThreadPoolExecutor(max_workers=FIT_THREADS) as pool:
+            fitted = dict(zip(jobs, pool.map(fit, jobs), strict=True))
+    for name, (weight, bias) in fitted.items():
+        layer = getattr(experts, name)
         with torch.no_grad():
             layer.weight.copy_(torch.from_numpy(weight))
             layer.bias.copy_(torch.from_numpy(bias))
+    while len(_FIT_CACHE) > _FIT_CACHE_SIZE:
+        _FIT_CACHE.popitem(last=False)
 
 
 def _fit_key(name: str, features: np.ndarray, labels: np.ndarray, config: BaselineConfig) -> str:
@@ -87,19 +103,17 @@ def _balanced_logistic_fit(
     features: np.ndarray, labels: np.ndarray, n_classes: int, config: BaselineConfig
 ) -> tuple[np.ndarray, np.ndarray]:
     """Weight ``[n_classes, dim]`` and bias ``[n_classes]`` of a class-balanced logistic regression (the baseline's
-    settings); a class with no frame gets weight 0 and ``ABSENT_CLASS_BIAS``, a lone class bias 0."""
+    settings); a class with no frame gets weight 0 and ``ABSENT_CLASS_BIAS``, a lone class bias 0. The caller limits
+    the BLAS threads and filters the convergence warning."""
     weight = np.zeros((n_classes, features.shape[1]))
     bias = np.full(n_classes, ABSENT_CLASS_BIAS)
     classes = np.unique(labels)
     if classes.size == 1:  # one class only: it is always the answer
         bias[classes] = 0.0
     elif classes.size > 1:
-        # max_iter bounds the cost on purpose (as the baseline's): an unconverged fit is still a strong one.
-        with threadpool_limits(limits=1), warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            classifier = LogisticRegression(
-                C=config.C, class_weight="balanced", max_iter=config.max_iter, tol=config.tol
-            ).fit(features, labels)
+        classifier = LogisticRegression(
+            C=config.C, class_weight="balanced", max_iter=config.max_iter, tol=config.tol
+        ).fit(features, labels)
         weight[classifier.classes_] = classifier.coef_
         bias[classifier.classes_] = classifier.intercept_
     return weight, bias
