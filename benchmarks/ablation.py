@@ -8,7 +8,9 @@ auxiliary losses (``aux=0.3``), modality dropout that mostly hides the face (``d
 on the validation split instead of a training holdout (``sel=val``), the selection run's own model instead of the
 refit on the whole training split (``refit=off``), mixup over windows (``mixup=0.4``), the linear window readout
 beside the deep path (``readout=both``), and the class-balanced linear experts (``experts``: joint and audio, at the
-pipeline's weights; ``experts=audio``: the fitted audio expert alone, for faceless windows).
+pipeline's earlier weights; ``experts=audio``: the fitted audio expert alone, for faceless windows;
+``experts=fitted``: both fitted by L-BFGS at the pipeline's weights), and the normalisation chosen on the holdout
+(``norm=auto``).
 
 Every run trains the fusion Transformer with the same data and schedule. For each run the table shows:
 - macro-F1 after voting + median filtering, and accuracy;
@@ -75,6 +77,8 @@ ROWS: dict[str, dict] = {
     "readout=both": {**BEST, "window_readout": "both"},
     "experts": {**BEST, "joint_expert_weight": 2.0, "audio_expert_weight": 8.0},
     "experts=audio": {**BEST, "audio_expert_weight": 8.0},
+    "experts=fitted": {**BEST, "joint_expert_weight": 4.0, "audio_expert_weight": 8.0, "joint_expert_fit": "lbfgs"},
+    "norm=auto": {**BEST, "normalisation": "auto"},
 }
 # Training settings a row changes (every other row trains with the defaults of TrainConfig).
 TRAIN_ROWS: dict[str, dict] = {

@@ -12,7 +12,9 @@
      + the deep path's log-probabilities, at inference; see exprfusion.linear_experts)
 
 Each modality is standardised per dimension first, with means and spreads fitted on the training frames where it is
-present and stored as buffers, so every consumer of the model (predict, evaluate, the service) applies them. Real
+present and stored as buffers, so every consumer of the model (predict, evaluate, the service) applies them. With
+``normalisation="video"`` each video's mean is subtracted before (exprfusion.inference.centred_per_video); ``"auto"``
+is resolved to robust or video on the selection split before the model is built (exprfusion.normalisation_choice). Real
 frame features need this: their per-dimension means are often ten times their spread, and transformer hidden
 states carry a few dimensions 10–100 times larger than the rest.
 
@@ -30,7 +32,8 @@ subjects where the encoders memorise. It helps some corpora and not others (READ
 With ``joint_expert_weight`` / ``audio_expert_weight`` > 0, class-balanced per-frame linear classifiers beside the
 deep path (:class:`exprfusion.linear_experts.LinearExperts`) add their smoothed, weighted log-probabilities to the
 deep path's at inference: the joint expert (both streams) in windows with a face, the audio expert in windows
-without one, where it is what lets the audio path alone match the audio baseline on identity-dominated corpora.
+without one, where it is what lets the audio path alone match the audio baseline on identity-dominated corpora. The
+audio expert, and the joint one with ``joint_expert_fit="lbfgs"``, is fitted before training (exprfusion.expert_fit).
 
 Availability masks (``face_mask``, ``audio_mask``: True = present) travel with the features. Every attention is
 "safe": a sample whose keys are all unavailable never forms a softmax over only -inf, so outputs and gradients stay
