@@ -28,6 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
 import numpy as np
+import torch
 from scipy.ndimage import uniform_filter1d
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
@@ -42,7 +43,6 @@ from exprfusion.metrics import macro_f1
 
 MODALITIES: tuple[str, ...] = ("visual", "audio", "both")
 _MASK_OF = {"visual": "face_mask", "audio": "audio_mask"}
-FIT_THREADS = 2  # independent fits run side by side (each on one BLAS thread)
 _PREDICT_CHUNK = 8192  # frames standardised and scored at a time (bounds the float32 copies)
 
 Frames = Mapping[str, np.ndarray]  # "visual", "audio", "face_mask", "audio_mask" (and "labels"), row-aligned
@@ -82,6 +82,12 @@ def present(frames: Frames, modality: str) -> np.ndarray:
         raise ValueError(f"baseline modality must be one of {MODALITIES}, got {modality!r}")
     face, audio = frames["face_mask"], frames["audio_mask"]
     return {"visual": face, "audio": audio, "both": face | audio}[modality]
+
+
+def fit_threads(jobs: int) -> int:
+    """How many independent fits to run side by side (each on one BLAS thread): as many as the threads torch may
+    use here, so that a Ray trial given one CPU fits one at a time."""
+    return max(1, min(jobs, torch.get_num_threads()))
 
 
 def _streams(modality: str) -> tuple[str, ...]:
@@ -243,6 +249,6 @@ def baseline_scores(
         return macro_f1(truth, fit_baseline(training, modality, config).predict(evaluated, config.smoothing))
 
     # The three fits run side by side, each on one BLAS thread (the limit is set around them all, so no fit's
-    # exit lifts it under another): the same numbers as one after another, in about half the time on 2 cores.
-    with threadpool_limits(limits=1), ThreadPoolExecutor(max_workers=FIT_THREADS) as pool:
+    # exit lifts it under another): the same numbers as one after another, sooner where there are cores to use.
+    with threadpool_limits(limits=1), ThreadPoolExecutor(max_workers=fit_threads(len(MODALITIES))) as pool:
         return dict(zip(MODALITIES, pool.map(score, MODALITIES), strict=True))

@@ -26,7 +26,7 @@ from sklearn.linear_model import LogisticRegression
 from threadpoolctl import threadpool_limits
 
 from exprfusion.artifact import InferenceSettings
-from exprfusion.baseline import FIT_THREADS, BaselineConfig, sample_rows
+from exprfusion.baseline import BaselineConfig, fit_threads, sample_rows
 from exprfusion.data import SplitData
 from exprfusion.inference import INFERENCE_BATCH_SIZE
 from exprfusion.model import FusionTransformer
@@ -81,7 +81,7 @@ def fit_linear_experts(model: FusionTransformer, train: SplitData, config: Basel
     # filter is set here, around the threads, because catch_warnings is not thread-safe.
     with threadpool_limits(limits=1), warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        with ThreadPoolExecutor(max_workers=FIT_THREADS) as pool:
+        with ThreadPoolExecutor(max_workers=fit_threads(len(jobs))) as pool:
             fitted = dict(zip(jobs, pool.map(fit, jobs), strict=True))
     for name, (weight, bias) in fitted.items():
         layer = getattr(experts, name)
