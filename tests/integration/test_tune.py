@@ -175,7 +175,8 @@ def test_grid_search_logs_one_child_run_per_point(corpus, mlflow_uri, local_ray,
     assert seen[-1] == (4, 4)
 
     best = json.loads(write_best(result, tmp_path / "reports" / "best.json").read_text())
-    assert set(best) == {"model", "train", "metrics", "parent_run_id", "trials"}
+    assert set(best) == {"model", "train", "normalisation_choice", "metrics", "parent_run_id", "trials"}
+    assert best["normalisation_choice"] is None, "a set normalisation is not chosen"
     assert best["parent_run_id"] == result.parent_run_id and best["trials"] == 4
     assert best["train"]["epochs"] == 2 and best["model"]["n_layers"] == 1
 

@@ -94,3 +94,15 @@ def test_auto_is_resolved_before_a_model_is_built(tmp_path):
     result = train_model(tmp_path / "corpus", model_config, config)
     assert result.normalisation_choice.chosen == "video"
     assert result.model.config.normalisation == "video"
+
+
+def test_the_search_decides_once_on_the_trials_holdout(tmp_path):
+    """The driver's choice is the one train_model would make on the same holdout; a set normalisation stands."""
+    from exprfusion.tune import _choose_normalisation
+
+    train, validation = _corpus(tmp_path / "corpus", _identity_dominated)
+    settings = TrainConfig(holdout_fraction=0.3).to_dict()
+    choice = _choose_normalisation(tmp_path / "corpus", "auto", settings)
+    assert choice == resolve_normalisation("auto", "holdout", 0.3, train, validation)
+    assert choice.chosen == "video"
+    assert _choose_normalisation(tmp_path / "corpus", "robust", settings) is None
