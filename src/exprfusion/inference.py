@@ -7,7 +7,7 @@ video's index spans one.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import numpy as np
@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from exprfusion.artifact import InferenceSettings
-from exprfusion.data import gather_inputs
+from exprfusion.data import SplitData, gather_inputs
 from exprfusion.devices import autocast_for
 from exprfusion.errors import InputError
 from exprfusion.model import FusionTransformer
@@ -99,6 +99,13 @@ def centred_per_video(frames: FrameStreams, lengths: np.ndarray, offsets: np.nda
                 values[rows][mask] -= values[rows][mask].mean(dim=0)
         centred.append(values)
     return centred[0], centred[1]
+
+
+def centred_split(data: SplitData) -> SplitData:
+    """``data`` with each video's mean over its present frames subtracted from each stream (:func:`centred_per_video`
+    over the split's own videos)."""
+    visual, audio = centred_per_video(data, data.lengths, data.offsets)
+    return replace(data, visual=visual, audio=audio)
 
 
 def _model_view(model: FusionTransformer, frames: FrameStreams, index: WindowIndex) -> FrameStreams:

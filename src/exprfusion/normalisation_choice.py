@@ -11,7 +11,6 @@ the better candidate wins, ties keeping the first. With holdout selection the va
 
 from __future__ import annotations
 
-import dataclasses
 import warnings
 from dataclasses import dataclass
 
@@ -19,7 +18,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from exprfusion.baseline import BaselineConfig, fit_baseline, sample_training_frames
 from exprfusion.data import SplitData, holdout_split
-from exprfusion.inference import centred_per_video
+from exprfusion.inference import centred_split
 from exprfusion.metrics import macro_f1
 
 AUTO = "auto"
@@ -42,12 +41,6 @@ class NormalisationChoice:
         return f"normalisation chosen on the selection split: {self.chosen} (baseline macro-F1: {shown})"
 
 
-def centred_view(data: SplitData) -> SplitData:
-    """``data`` with each video's mean over its present frames subtracted from each stream."""
-    visual, audio = centred_per_video(data, data.lengths, data.offsets)
-    return dataclasses.replace(data, visual=visual, audio=audio)
-
-
 def choose_normalisation(
     fit: SplitData,
     select: SplitData,
@@ -62,7 +55,7 @@ def choose_normalisation(
     truth = select.labels.cpu().numpy()
     scores = {}
     for candidate in candidates:
-        fitted, scored = (centred_view(fit), centred_view(select)) if candidate == "video" else (fit, select)
+        fitted, scored = (centred_split(fit), centred_split(select)) if candidate == "video" else (fit, select)
         with warnings.catch_warnings():  # max_iter bounds the cost on purpose: an unconverged fit still ranks
             warnings.simplefilter("ignore", ConvergenceWarning)
             baseline = fit_baseline(sample_training_frames(fitted, config), "both", config)
@@ -77,8 +70,8 @@ def resolve_normalisation(
     """The choice for ``normalisation: auto`` (None for any other setting, which stands as it is).
 
     It is made on the split that selection uses: with ``selection="holdout"`` the media-disjoint holdout of the
-    training split (the same one :func:`exprfusion.train.train_model` selects on), with ``"validation"`` the
-    validation split, fitted on the whole training split.
+    training split (the same one :func:`exprfusion.train.train_model` selects on, and decides on when handed
+    ``auto``), with ``"validation"`` the validation split, fitted on the whole training split.
     """
     if normalisation != AUTO:
         return None

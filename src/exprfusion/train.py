@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -22,12 +21,12 @@ from exprfusion.devices import PRECISIONS, autocast_for, resolve_device
 from exprfusion.epoch_report import EpochReport
 from exprfusion.errors import InputError
 from exprfusion.expert_fit import ExpertCalibration, calibrate_expert_weights, fit_linear_experts
-from exprfusion.inference import INFERENCE_BATCH_SIZE, centred_per_video
+from exprfusion.inference import INFERENCE_BATCH_SIZE, centred_split
 from exprfusion.losses import FocalLoss, inverse_frequency_weights
 from exprfusion.metrics import class_shares
 from exprfusion.mixup import mix_windows
 from exprfusion.model import FusionConfig, FusionTransformer
-from exprfusion.normalisation_choice import NormalisationChoice, resolve_normalisation
+from exprfusion.normalisation_choice import AUTO, NormalisationChoice, choose_normalisation
 from exprfusion.scoring import score_split
 from exprfusion.seeding import seed_everything
 from exprfusion.strict_dicts import dataclass_from_dict
@@ -213,8 +212,7 @@ class _Run:
         ``config.epochs`` epochs of ``train_data``'s windows."""
         model = FusionTransformer(model_config).to(device)
         if model_config.normalisation == "video":  # what the model reads at inference (inference.window_logits)
-            visual, audio = centred_per_video(train_data, train_data.lengths, train_data.offsets)
-            train_data = dataclasses.replace(train_data, visual=visual, audio=audio)
+            train_data = centred_split(train_data)
         model.fit_standardisation(train_data.visual, train_data.audio, train_data.face_mask, train_data.audio_mask)
         fit_linear_experts(model, train_data)
         labels = train_data.labels[train_data.labels >= 0].cpu().numpy()
@@ -404,9 +402,7 @@ def train_model(
         train_data, select_data = holdout_split(train_data, config.holdout_fraction)
     else:
         select_data = val_data
-    choice = resolve_normalisation(
-        model_config.normalisation, config.selection, config.holdout_fraction, whole_train, val_data
-    )
+    choice = choose_normalisation(train_data, select_data) if model_config.normalisation == AUTO else None
     train_data, select_data = train_data.to(device), select_data.to(device)
     model_config = FusionConfig.from_dict(
         {
