@@ -25,7 +25,7 @@ from exprfusion.artifact import load_model
 from exprfusion.model import FusionConfig, FusionTransformer
 from exprfusion.predict import predict_video
 from exprfusion.streaming import StreamingPredictor, delay_frames
-from exprfusion.train import TrainConfig
+from exprfusion.train_config import TrainConfig
 
 FPS = 30.0
 REPOSITORY = Path(__file__).resolve().parents[1]

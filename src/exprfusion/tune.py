@@ -33,7 +33,7 @@ from exprfusion.normalisation_choice import AUTO, NormalisationChoice, resolve_n
 from exprfusion.progress import console
 from exprfusion.ray_runtime import ray_session as shared_ray_session
 from exprfusion.search_space import SearchSpace, parse_tune_params, search_name
-from exprfusion.train import TrainConfig
+from exprfusion.train_config import TrainConfig
 from exprfusion.tune_trial import TrialContext, train_trial
 
 METRIC = "best_macro_f1"  # a trial's running best validation macro-F1 (after voting + median): what it would keep

@@ -19,7 +19,7 @@ from exprfusion.artifact import save_model
 from exprfusion.corpus import Corpus
 from exprfusion.model import FusionConfig, FusionTransformer
 from exprfusion.registry import log_and_register
-from exprfusion.train import TrainConfig
+from exprfusion.train_config import TrainConfig
 from exprfusion.tune import _parent_run
 from exprfusion.tune_trial import TrialContext, _child_run
 

@@ -8,7 +8,7 @@ import torch
 from exprfusion.data import WindowBatch
 from exprfusion.errors import InputError
 from exprfusion.mixup import mix_windows
-from exprfusion.train import TrainConfig
+from exprfusion.train_config import TrainConfig
 
 
 def test_windows_are_blended_with_absent_frames_at_the_standardisation_mean():
