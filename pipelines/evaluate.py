@@ -5,13 +5,12 @@ comparing the model with its logistic-regression baseline is printed, with a war
 it; the stage still succeeds (the evaluation is a report, not a gate).
 """
 
-import json
 from pathlib import Path
 
 from exprfusion.evaluate import EvaluateConfig, baseline_lines, evaluate_model
 from exprfusion.params import load_section
 from exprfusion.progress import progress_callback
-from exprfusion.registry import log_evaluation
+from exprfusion.registry import log_evaluation, training_run_id
 from exprfusion.stage import run_stage
 
 MODEL = Path("models/model.pt")
@@ -23,11 +22,12 @@ REGISTRATION = Path("reports/registration.json")
 def main() -> None:
     """Read the `evaluate` params and evaluate the model on the configured split."""
     config = EvaluateConfig.from_dict(load_section("evaluate"))
+    run_id = training_run_id(REGISTRATION)  # checked before the evaluation spends its time
     with progress_callback(f"evaluate {config.split}") as update:
         metrics = evaluate_model(
             MODEL, load_section("data")["out"], metrics_path=METRICS, plots_dir=PLOTS, config=config, progress=update
         )
-    log_evaluation(json.loads(REGISTRATION.read_text())["run_id"], metrics, PLOTS)
+    log_evaluation(run_id, metrics, PLOTS)
     print(f"macro_f1 {metrics['macro_f1']:.4f}  accuracy {metrics['accuracy']:.4f}; wrote {METRICS} and {PLOTS}/")
     summary, warnings = baseline_lines(metrics)
     for line in ([summary] if summary else []) + warnings:

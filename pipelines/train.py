@@ -1,4 +1,5 @@
-"""DVC stage `train`: train the best configuration of the search, write models/model.pt, log and register it."""
+"""DVC stage `train`: the search's best configuration refit on every training video (or trained anew when
+`train.overrides` moves results); write models/model.pt, log and register it."""
 
 import json
 from pathlib import Path
@@ -6,12 +7,12 @@ from pathlib import Path
 from exprfusion.artifact import save_model
 from exprfusion.atomic import write_json
 from exprfusion.corpus import Corpus
-from exprfusion.model import FusionConfig
 from exprfusion.params import load_section
 from exprfusion.progress import progress_callback
 from exprfusion.registry import log_and_register
+from exprfusion.search_refit import train_final
 from exprfusion.stage import run_stage
-from exprfusion.train import TrainConfig, train_model, training_metadata
+from exprfusion.train import training_metadata
 
 BEST = Path("reports/best.json")
 MODEL = Path("models/model.pt")
@@ -23,10 +24,10 @@ def main() -> None:
     params = load_section("train")
     best = json.loads(BEST.read_text())
     corpus = Corpus(load_section("data")["out"])
-    TrainConfig.from_dict(params.get("overrides") or {}, path="train.overrides")  # names a misspelt override
-    train_config = TrainConfig.from_dict({**best["train"], **(params.get("overrides") or {})})
     with progress_callback("train") as update:
-        result = train_model(corpus, FusionConfig.from_dict(best["model"]), train_config, progress=update)
+        final = train_final(corpus, best, params.get("overrides"), best_path=BEST, progress=update)
+    print(final.how)
+    result, train_config = final.result, final.config
     save_model(MODEL, result.model, train_config.inference(), training_metadata(result, train_config, corpus))
     for decision in (result.normalisation_choice, result.expert_calibration):
         if decision:

@@ -13,20 +13,16 @@ on the corpus (on identity-dominated faces a balanced audio read is worth much m
 from __future__ import annotations
 
 import hashlib
-import warnings
 from collections import OrderedDict
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
-from threadpoolctl import threadpool_limits
 
 from exprfusion.artifact import InferenceSettings
-from exprfusion.baseline import BaselineConfig, fit_threads, sample_rows
+from exprfusion.baseline import BaselineConfig, sample_rows, side_by_side_fits
 from exprfusion.data import SplitData
 from exprfusion.inference import INFERENCE_BATCH_SIZE
 from exprfusion.model import FusionTransformer
@@ -76,13 +72,8 @@ def fit_linear_experts(model: FusionTransformer, train: SplitData, config: Basel
             )
         return _FIT_CACHE[key]
 
-    # Side by side, each on one BLAS thread (as exprfusion.baseline.baseline_scores): the same fits, sooner.
-    # max_iter bounds the cost on purpose (as the baseline's): an unconverged fit is still a strong one. The warning
-    # filter is set here, around the threads, because catch_warnings is not thread-safe.
-    with threadpool_limits(limits=1), warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        with ThreadPoolExecutor(max_workers=fit_threads(len(jobs))) as pool:
-            fitted = dict(zip(jobs, pool.map(fit, jobs), strict=True))
+    with side_by_side_fits(len(jobs)) as pool:
+        fitted = dict(zip(jobs, pool.map(fit, jobs), strict=True))
     for name, (weight, bias) in fitted.items():
         layer = getattr(experts, name)
         with torch.no_grad():

@@ -13,6 +13,7 @@ MLflow's source tags (:mod:`exprfusion.tracking`).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ from mlflow.exceptions import MlflowException
 import exprfusion
 from exprfusion import tracking
 from exprfusion.corpus import Corpus
+from exprfusion.errors import InputError
 from exprfusion.git_info import git_commit
 from exprfusion.lineage import (
     PARAMS_ARTIFACT,
@@ -250,6 +252,27 @@ def evaluation_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
         elif key == "baseline":
             flat.update(tracking.flat_metrics(value, "eval_baseline_", "eval_baseline_f1_"))
     return flat
+
+
+def training_run_id(registration: str | Path) -> str:
+    """The MLflow run id ``registration`` (the train stage's ``registration.json``) names, checked in the store.
+
+    Raises :class:`InputError` naming the file when it cannot be read, or when the tracking store no longer holds
+    the run (a deleted ``mlflow.db``, another ``MLFLOW_TRACKING_URI``): before an evaluation spends its time.
+    """
+    path = Path(registration)
+    try:
+        run_id = json.loads(path.read_text())["run_id"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise InputError(f"{path}: cannot read the training run id ({error}); rerun the train stage") from None
+    try:
+        tracking.client().get_run(run_id)
+    except MlflowException:
+        raise InputError(
+            f"{path} names MLflow run {run_id}, which the tracking store {tracking.tracking_uri()} does not hold "
+            "(was mlflow.db removed, or MLFLOW_TRACKING_URI changed?); rerun training: dvc repro --force train"
+        ) from None
+    return run_id
 
 
 def log_evaluation(run_id: str, metrics: Mapping[str, Any], plots_dir: str | Path) -> None:

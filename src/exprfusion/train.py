@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -330,15 +330,7 @@ def train_model(
         select_data = val_data
     choice = choose_normalisation(train_data, select_data) if model_config.normalisation == AUTO else None
     train_data, select_data = train_data.to(device), select_data.to(device)
-    model_config = FusionConfig.from_dict(
-        {
-            **model_config.to_dict(),
-            **({"normalisation": choice.chosen} if choice else {}),
-            "visual_dim": int(train_data.visual.shape[1]),
-            "audio_dim": int(train_data.audio.shape[1]),
-            "max_len": max(model_config.max_len, config.window),
-        }
-    )
+    model_config = sized_config(model_config, config, train_data, choice.chosen if choice else None)
     run = _Run.start(model_config, config, train_data, device)
     model = run.model
 
@@ -410,24 +402,50 @@ def train_model(
         ran = len(history)  # the progress goes on counting epochs through the refit
         refit_progress = (lambda done, total: progress(ran + done, ran + total)) if progress else None
         model = refit_on_all(model_config, config, whole_train, best["epoch"] + 1, device, refit_progress)
-    # The validation split is scored once, after the model is chosen (with selection "validation" its scores are
-    # the best epoch's own); its predicted-class distribution is the reference of drift monitoring.
-    validation_scores = score_split(model, val_data.to(device), config.inference(), batch_size=config.eval_batch_size)
-    reported = validation_scores.metrics
-    if config.selection == "validation" and best["epoch"] >= 0:
-        reported = dict(best["metrics"])
-    return TrainResult(
-        model=model,
-        best_epoch=int(best["epoch"]),
-        best_metrics=dict(best["metrics"]),
-        history=history,
-        stopped_early=stopped_early,
-        refit=refit,
-        validation_metrics=reported,
-        prediction_prior=class_shares(validation_scores.prediction.labels, model_config.n_classes),
-        expert_calibration=calibration,
-        normalisation_choice=choice,
+    return scored_result(
+        TrainResult(
+            model=model,
+            best_epoch=int(best["epoch"]),
+            best_metrics=dict(best["metrics"]),
+            history=history,
+            stopped_early=stopped_early,
+            refit=refit,
+            expert_calibration=calibration,
+            normalisation_choice=choice,
+        ),
+        config,
+        val_data.to(device),
     )
+
+
+def sized_config(
+    model_config: FusionConfig, config: TrainConfig, train_data: SplitData, normalisation: str | None = None
+) -> FusionConfig:
+    """``model_config`` with the feature widths of ``train_data``, a positional table covering ``config.window``,
+    and ``normalisation`` in place of the configured one when given (how ``auto`` was resolved)."""
+    return FusionConfig.from_dict(
+        {
+            **model_config.to_dict(),
+            **({"normalisation": normalisation} if normalisation else {}),
+            "visual_dim": int(train_data.visual.shape[1]),
+            "audio_dim": int(train_data.audio.shape[1]),
+            "max_len": max(model_config.max_len, config.window),
+        }
+    )
+
+
+def scored_result(result: TrainResult, config: TrainConfig, validation: SplitData) -> TrainResult:
+    """``result`` with its model's validation scores and predicted-class shares, measured once on ``validation``.
+
+    The validation split is scored after the model is chosen (with selection "validation" the reported scores are
+    the best epoch's own); its predicted-class distribution is the reference of drift monitoring.
+    """
+    scores = score_split(result.model, validation, config.inference(), batch_size=config.eval_batch_size)
+    reported = scores.metrics
+    if config.selection == "validation" and result.best_epoch >= 0:
+        reported = dict(result.best_metrics)
+    prior = class_shares(scores.prediction.labels, result.model.config.n_classes)
+    return replace(result, validation_metrics=reported, prediction_prior=prior)
 
 
 def training_metadata(result: TrainResult, train_config: TrainConfig, corpus: Corpus) -> dict[str, Any]:

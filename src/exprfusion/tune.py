@@ -28,6 +28,7 @@ from exprfusion import tracking
 from exprfusion.atomic import atomic_open
 from exprfusion.corpus import Corpus
 from exprfusion.data import training_splits
+from exprfusion.epoch_report import EpochReport
 from exprfusion.model import FusionConfig
 from exprfusion.normalisation_choice import AUTO, NormalisationChoice, resolve_normalisation
 from exprfusion.progress import console
@@ -53,6 +54,9 @@ class SearchResult:
     total_trial_epochs: int
     # How ``normalisation: auto`` was decided before the trials (None: the normalisation was set).
     normalisation_choice: NormalisationChoice | None = None
+    # The best trial's epochs as it ran them (selection scores, loss, lr): the train stage's record of the selection
+    # run when it refits that trial instead of repeating it (exprfusion.search_refit).
+    best_history: list[EpochReport] = dataclasses.field(default_factory=list)
 
 
 class _SearchMonitor:
@@ -289,6 +293,23 @@ def _choose_normalisation(corpus_root: Path, normalisation: str, train: dict[str
     )
 
 
+def trial_history(metrics: pd.DataFrame | None) -> list[EpochReport]:
+    """A trial's epochs from its Ray result's ``metrics_dataframe`` (one row per report), in order."""
+    if metrics is None or metrics.empty or "epoch" not in metrics:
+        return []
+    rows = metrics.sort_values("epoch").drop_duplicates("epoch", keep="last")
+    return [
+        EpochReport(
+            epoch=int(row["epoch"]) - 1,  # Tune is told epochs counted from 1
+            train_loss=float(row.get("train_loss", float("nan"))),
+            lr=float(row.get("lr", float("nan"))),
+            seconds=float(row.get("time_this_iter_s", float("nan"))),
+            metrics={key: float(row[key]) for key in tracking.EPOCH_METRICS if key in row and pd.notna(row[key])},
+        )
+        for _, row in rows.iterrows()
+    ]
+
+
 def _summarise(results: Any, model: dict, train: dict, parent_run_id: str, experiment_dir: Path) -> SearchResult:
     """Pick the best trial, record it on the parent run and close the parent run."""
     frame = trials_frame(results, train)
@@ -312,17 +333,28 @@ def _summarise(results: Any, model: dict, train: dict, parent_run_id: str, exper
         {"best_trial": best_row["trial_id"], "trials": len(frame), **{f"best.{a}": alias_point[a] for a in "pdl"}},
     )
     tracking.finish_run(parent_run_id, "FINISHED")
-    return SearchResult(best_model, best_train, best_metrics, parent_run_id, frame, total_epochs)
+    return SearchResult(
+        best_model,
+        best_train,
+        best_metrics,
+        parent_run_id,
+        frame,
+        total_epochs,
+        best_history=trial_history(best.metrics_dataframe),
+    )
 
 
 def write_best(result: SearchResult, path: str | Path) -> Path:
-    """Write ``best.json`` atomically: {"model", "train", "metrics", "parent_run_id", "trials"} (read by train)."""
+    """Write ``best.json`` atomically (read by the train stage): the best trial's ``model`` and ``train`` configs, its
+    selection ``metrics`` (``best_epoch`` among them) and ``history``, ``normalisation_choice``, ``parent_run_id``
+    and the number of ``trials``."""
     path = Path(path)
     payload = {
         "model": result.best_model_config,
         "train": result.best_train_config,
         "normalisation_choice": asdict(result.normalisation_choice) if result.normalisation_choice else None,
         "metrics": result.best_metrics,
+        "history": [asdict(report) for report in result.best_history],
         "parent_run_id": result.parent_run_id,
         "trials": len(result.trials),
     }

@@ -196,6 +196,11 @@ def test_mlflow_holds_the_search_and_a_champion(project):
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=project.root, capture_output=True, text=True).stdout
     assert final.data.tags["git_commit"] == head.strip()
     assert 0.0 <= final.data.metrics["eval_macro_f1"] <= 1.0 and "eval_robustness_0.5" in final.data.metrics
+    # The train stage took over the best trial's selection: its epochs are on the final run, and it only refit.
+    best = json.loads((project.root / "reports" / "best.json").read_text())
+    assert "refit the search's best trial on every training video" in project.first_repro
+    logged = client.get_metric_history(final.info.run_id, "macro_f1")
+    assert [metric.step for metric in logged] == [report["epoch"] for report in best["history"]] == [0, 1]
     plots = {entry.path for entry in client.list_artifacts(final.info.run_id, "plots")}
     assert {"plots/confusion_matrix.png", "plots/robustness.png"} <= plots
 

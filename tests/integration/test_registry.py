@@ -17,6 +17,7 @@ from exprfusion import tracking
 from exprfusion.artifact import load_model, save_model
 from exprfusion.corpus import Corpus
 from exprfusion.data import load_split
+from exprfusion.errors import InputError
 from exprfusion.git_info import git_commit
 from exprfusion.labels import CLASS_NAMES
 from exprfusion.lineage import dvc_out_md5, model_lineage, runs_for_corpus
@@ -24,7 +25,7 @@ from exprfusion.model import FusionConfig, FusionTransformer
 from exprfusion.packaging import package_model
 from exprfusion.predict import predict_video
 from exprfusion.pyfunc_model import frames_table
-from exprfusion.registry import CHAMPION_ALIAS, log_and_register
+from exprfusion.registry import CHAMPION_ALIAS, log_and_register, training_run_id
 from exprfusion.scoring import score_split
 from exprfusion.synthetic import generate_corpus
 from exprfusion.train import TrainConfig, train_model
@@ -110,6 +111,19 @@ def test_champion_moves_only_to_a_better_model(corpus, scored_models, sqlite_sto
     runs = runs_for_corpus(corpus.content_hash())
     assert set(runs["run_id"]) == {first.run_id, worse.run_id, better.run_id}
     assert runs_for_corpus("0" * 64).empty
+
+
+def test_training_run_id_is_checked_in_the_store(corpus, scored_models, sqlite_store, tmp_path):
+    registration = tmp_path / "registration.json"
+    run_id = _register(scored_models[0], corpus).run_id
+    registration.write_text(json.dumps({"run_id": run_id}))
+    assert training_run_id(registration) == run_id
+    registration.write_text(json.dumps({"run_id": "0" * 32}))  # a run this store never held
+    with pytest.raises(InputError, match=r"registration\.json names MLflow run 0{32}.*dvc repro --force train"):
+        training_run_id(registration)
+    registration.write_text("{")
+    with pytest.raises(InputError, match=r"registration\.json: cannot read the training run id"):
+        training_run_id(registration)
 
 
 def test_champion_trained_on_another_corpus_is_replaced(corpus, scored_models, sqlite_store, tmp_path):

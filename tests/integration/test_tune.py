@@ -175,10 +175,24 @@ def test_grid_search_logs_one_child_run_per_point(corpus, mlflow_uri, local_ray,
     assert seen[-1] == (4, 4)
 
     best = json.loads(write_best(result, tmp_path / "reports" / "best.json").read_text())
-    assert set(best) == {"model", "train", "normalisation_choice", "metrics", "parent_run_id", "trials"}
+    assert set(best) == {"model", "train", "normalisation_choice", "metrics", "history", "parent_run_id", "trials"}
     assert best["normalisation_choice"] is None, "a set normalisation is not chosen"
     assert best["parent_run_id"] == result.parent_run_id and best["trials"] == 4
     assert best["train"]["epochs"] == 2 and best["model"]["n_layers"] == 1
+    # The best trial's epochs as its child run logged them: what the train stage records when it refits the trial.
+    best_child = next(
+        child
+        for child in children
+        if (child.data.params["p"], child.data.params["d"]) == (str(best_row["p"]), str(best_row["d"]))
+    )
+    logged = tracking.client().get_metric_history(best_child.info.run_id, "macro_f1")
+    assert [report["epoch"] for report in best["history"]] == [0, 1]
+    assert [report["metrics"]["macro_f1"] for report in best["history"]] == pytest.approx(
+        [metric.value for metric in sorted(logged, key=lambda metric: metric.step)]
+    )
+    assert max(report["metrics"]["macro_f1"] for report in best["history"]) == pytest.approx(
+        best["metrics"]["macro_f1"]
+    )
 
 
 def _run_until_first_trial_finishes(arguments: list, timeout: float = 300) -> None:
