@@ -100,10 +100,14 @@ def train_final(
         return FinalTraining(result, config, False, how)
     result = refit_selection(corpus, model_config, config, selection, progress)
     how = (
-        f"refit the search's best trial on every training video for {selection.best_epoch + 1} epochs "
+        f"refit the search's best trial on every training video for {_epochs(selection.best_epoch + 1)} "
         f"(its holdout chose epoch {selection.best_epoch + 1}: macro-F1 {selection.metrics.get('macro_f1', 0):.4f})"
     )
     return FinalTraining(result, config, True, how)
+
+
+def _epochs(count: int) -> str:
+    return f"{count} epoch" + ("" if count == 1 else "s")
 
 
 def refit_selection(

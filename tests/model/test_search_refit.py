@@ -49,7 +49,8 @@ def test_taking_over_the_selection_gives_the_model_of_a_full_run(corpus, full_ru
     assert full_run.refit and full_run.best_epoch >= 0
     final = train_final(corpus, _best_json(full_run))
     assert final.reused_selection
-    assert f"for {full_run.best_epoch + 1} epochs" in final.how
+    epochs = full_run.best_epoch + 1
+    assert f"for {epochs} epoch{'' if epochs == 1 else 's'} (its holdout chose epoch {epochs}" in final.how
     reference, refit = full_run.model.state_dict(), final.result.model.state_dict()
     assert reference.keys() == refit.keys()
     for name, value in reference.items():
