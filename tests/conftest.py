@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import socket
-import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from factories import make_record
+from servers import free_port, start, stop, wait_for
 
 from exprfusion.corpus import CorpusWriter
 
@@ -28,19 +25,13 @@ def small_corpus(tmp_path: Path) -> Path:
     return root
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture
 def mlflow_server(tmp_path, monkeypatch) -> Iterator[str]:
     """A real `mlflow server` on a free port (sqlite backend, proxied artifacts), health-checked, then stopped.
 
     The test runs in ``tmp_path`` with ``MLFLOW_TRACKING_URI`` pointing at the server; yields the server's URL.
     """
-    port = _free_port()
+    port = free_port()
     command = [
         str(Path(sys.executable).parent / "mlflow"),
         "server",
@@ -55,29 +46,12 @@ def mlflow_server(tmp_path, monkeypatch) -> Iterator[str]:
         "--workers",
         "1",
     ]
-    log = (tmp_path / "server.log").open("w")
-    server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    server = start(command, tmp_path / "server.log")
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"mlflow server did not start:\n{(tmp_path / 'server.log').read_text()[-3000:]}")
-            time.sleep(0.5)
+        wait_for(f"{url}/health", server, tmp_path / "server.log")
         monkeypatch.chdir(tmp_path)
         monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
         yield url
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        log.close()
+        stop(server)

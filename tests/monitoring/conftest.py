@@ -9,18 +9,16 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 from factories import write_learnable_corpus
+from servers import bentoml_serve, free_port, stop, wait_for
+from servers import start as start_server
 
 from exprfusion.artifact import save_model
 from exprfusion.corpus import Corpus
@@ -47,38 +45,6 @@ class Served:
     def log_tail(self, characters: int = 4000) -> str:
         """The end of the server's log, for failure messages."""
         return self.log.read_text(errors="replace")[-characters:]
-
-
-def free_port() -> int:
-    """A TCP port free on the loopback interface."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_for(url: str, process: subprocess.Popen, log: Path, timeout: float = 120.0) -> None:
-    """Poll ``url`` until it answers 200; fail with the log's tail if the process dies or time runs out."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"{url} did not answer:\n{log.read_text(errors='replace')[-4000:]}")
-        time.sleep(0.3)
-
-
-def stop(process: subprocess.Popen) -> None:
-    """Stop a process started in its own session, and its children."""
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
 
 
 @pytest.fixture(scope="session")
@@ -130,16 +96,10 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     )
     assert done.returncode == 0, done.stderr
     tag = done.stdout.strip().splitlines()[-1]
-    port = free_port()
     log = root / "server.log"
-    command = [str(Path(sys.executable).parent / "bentoml"), "serve", "serving.service:ExpressionService"]
-    command += ["--working-dir", str(REPOSITORY), "--arg", f"model_tag={tag}"]
-    command += ["--host", "127.0.0.1", "--port", str(port)]
-    with log.open("wb") as sink:
-        process = subprocess.Popen(command, env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
+    arguments = ["serving.service:ExpressionService", "--working-dir", str(REPOSITORY), "--arg", f"model_tag={tag}"]
+    url, process = bentoml_serve(arguments, env, log)
     try:
-        url = f"http://127.0.0.1:{port}"
-        wait_for(f"{url}/readyz", process, log)
         yield Served(url=url, model_path=model_path, corpus=corpus, request_log=request_log, log=log)
     finally:
         stop(process)
@@ -163,8 +123,7 @@ def start_prometheus(prometheus_bin: Path, tmp_path: Path) -> Iterator[Callable[
         command = [str(prometheus_bin / "prometheus"), f"--config.file={config}"]
         command += [f"--web.listen-address=127.0.0.1:{port}", f"--storage.tsdb.path={tmp_path / 'tsdb'}"]
         log = tmp_path / "prometheus.log"
-        with log.open("wb") as sink:
-            processes.append(subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True))
+        processes.append(start_server(command, log))
         url = f"http://127.0.0.1:{port}"
         wait_for(f"{url}/-/ready", processes[-1], log, timeout=30)
         return url

@@ -7,21 +7,16 @@ the real stage script (``pipelines/package.py``, run in a temporary working dire
 
 from __future__ import annotations
 
-import json
 import os
-import signal
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
 import psutil
 import pytest
-from factories import git_repository, write_learnable_corpus
+from factories import write_learnable_corpus
+from servers import bentoml_serve, package_bento, stop
 
 from exprfusion.artifact import save_model
 from exprfusion.corpus import Corpus
@@ -59,58 +54,6 @@ class Served:
         return self.log.read_text(errors="replace")[-characters:]
 
 
-def free_port() -> int:
-    """A TCP port free on the loopback interface."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _package(workdir: Path, model_path: Path, env: dict[str, str]) -> tuple[str, str]:
-    """Run the package stage script in ``workdir`` (a git repository); return the Bento tag and the commit."""
-    commit = git_repository(workdir)
-    (workdir / "models").mkdir(parents=True)
-    (workdir / "reports").mkdir()
-    (workdir / "models" / "model.pt").write_bytes(model_path.read_bytes())
-    (workdir / "reports" / "metrics.json").write_text(json.dumps({"split": "validation", "macro_f1": 0.25}))
-    (workdir / "reports" / "registration.json").write_text(json.dumps(REGISTRATION))
-    (workdir / "params.yaml").write_text("package:\n  smoke_frames: 64\n")
-    done = subprocess.run(
-        [sys.executable, str(REPOSITORY / "pipelines" / "package.py")],
-        cwd=workdir,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    return json.loads((workdir / "models" / "package" / "bento.json").read_text())["bento"], commit
-
-
-def _wait_until_ready(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"bentoml serve did not become ready:\n{log.read_text(errors='replace')[-4000:]}")
-        time.sleep(0.3)
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    """Stop the server and its workers (its own process group)."""
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-
-
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     """Train, package (real stage script, temporary BENTOML_HOME), serve; stop the server after the module."""
@@ -126,22 +69,18 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         "BENTOML_DO_NOT_TRACK": "True",
         "EXPRFUSION_MAX_REQUEST_BYTES": str(BODY_LIMIT),
     }
-    tag, commit = _package(root / "work", model_path, env)
-    port = free_port()
-    log = root / "server.log"
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            [str(Path(sys.executable).parent / "bentoml"), "serve", tag, "--host", "127.0.0.1", "--port", str(port)],
-            env=env,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    tag, commit = package_bento(root / "work", model_path, env, REGISTRATION)
+    url, process = bentoml_serve([tag], env, root / "server.log")
     try:
-        url = f"http://127.0.0.1:{port}"
-        _wait_until_ready(url, process, log)
-        served = Served(url=url, model_path=model_path, corpus=corpus, process=process, log=log, package_commit=commit)
+        served = Served(
+            url=url,
+            model_path=model_path,
+            corpus=corpus,
+            process=process,
+            log=root / "server.log",
+            package_commit=commit,
+        )
         served.initial_workers = served.worker_pids()
         yield served
     finally:
-        _stop(process)
+        stop(process)

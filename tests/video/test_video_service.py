@@ -1,16 +1,13 @@
 """The video routes over HTTP, against a real ``bentoml serve`` of a Bento packaged with the tiny artefact.
 
-The Bento is built by the real package stage script and served as in ``tests/serving`` (its helpers are reused),
+The Bento is built by the real package stage script and served as in ``tests/serving`` (``tests/servers.py``),
 with two stream slots and a 5-second video limit.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +15,7 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
+from servers import bentoml_serve, package_bento, stop
 from video.video_factories import N_FRAMES, write_face_video
 
 from exprfusion.artifact import load_model
@@ -29,20 +27,9 @@ MAX_STREAMS = 2
 MAX_VIDEO_SECONDS = 5
 
 
-def _serving_helpers():
-    """tests/serving/conftest.py as a module (its name would clash with the ``serving`` package)."""
-    path = Path(__file__).resolve().parents[1] / "serving" / "conftest.py"
-    spec = importlib.util.spec_from_file_location("serving_test_helpers", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def service(tmp_path_factory, tiny_artefact: Path) -> Iterator[str]:
     """Package the tiny artefact and serve it; the URL."""
-    helpers = _serving_helpers()
     root = tmp_path_factory.mktemp("video-served")
     env = {
         **os.environ,
@@ -51,23 +38,12 @@ def service(tmp_path_factory, tiny_artefact: Path) -> Iterator[str]:
         "EXPRFUSION_MAX_STREAMS": str(MAX_STREAMS),
         "EXPRFUSION_MAX_VIDEO_SECONDS": str(MAX_VIDEO_SECONDS),
     }
-    tag, _ = helpers._package(root / "work", tiny_artefact, env)
-    port = helpers.free_port()
-    log = root / "server.log"
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            [str(Path(sys.executable).parent / "bentoml"), "serve", tag, "--host", "127.0.0.1", "--port", str(port)],
-            env=env,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    tag, _ = package_bento(root / "work", tiny_artefact, env)
+    url, process = bentoml_serve([tag], env, root / "server.log")
     try:
-        url = f"http://127.0.0.1:{port}"
-        helpers._wait_until_ready(url, process, log)
         yield url
     finally:
-        helpers._stop(process)
+        stop(process)
 
 
 @pytest.fixture(scope="module")
