@@ -23,7 +23,7 @@ from exprfusion.expert_fit import (
 from exprfusion.linear_experts import present_mean
 from exprfusion.model import FusionConfig, FusionTransformer
 from exprfusion.scoring import score_split
-from exprfusion.train import TrainConfig, _Run, train_model
+from exprfusion.train import TrainConfig, TrainingRun, train_model
 
 # The training runs of these tests: tiny windows, no median filter (the experts' own smoothing is what is tested).
 TINY_TRAIN = TrainConfig(epochs=3, batch_size=8, window=16, stride=8, eval_stride=8, median_kernel=1, device="cpu")
@@ -162,7 +162,7 @@ def test_experts_learn_with_inverse_frequency_weights(tmp_path):
     with CorpusWriter(tmp_path / "corpus") as writer:
         writer.add(record)
     train = load_split(tmp_path / "corpus", "train")
-    run = _Run.start(_config(joint_expert_weight=1.0), TrainConfig(device="cpu"), train, torch.device("cpu"))
+    run = TrainingRun.start(_config(joint_expert_weight=1.0), TrainConfig(device="cpu"), train, torch.device("cpu"))
     by_hand = np.array([1 / 60, 1 / 30, 1 / 10])
     by_hand = by_hand / by_hand.mean()
     np.testing.assert_allclose(run.expert_loss_fn.class_weights[:3].numpy(), by_hand, rtol=1e-6)
