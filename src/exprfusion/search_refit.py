@@ -22,7 +22,15 @@ from exprfusion.devices import resolve_device
 from exprfusion.epoch_report import EpochReport
 from exprfusion.errors import InputError
 from exprfusion.model import FusionConfig
-from exprfusion.train import RESUMABLE_CHANGES, TrainResult, refit_on_all, scored_result, sized_config, train_model
+from exprfusion.train import (
+    RESUMABLE_CHANGES,
+    TrainResult,
+    config_differences,
+    refit_on_all,
+    scored_result,
+    sized_config,
+    train_model,
+)
 from exprfusion.train_config import TrainConfig
 
 
@@ -53,11 +61,7 @@ class SearchSelection:
         A selection on validation is never taken over: its trial was chosen on the split it would then report.
         """
         trial = TrainConfig.from_dict(self.train).to_dict()
-        problems = [
-            f"{key}={trial[key]!r} in the search, {value!r} here"
-            for key, value in final.to_dict().items()
-            if key not in RESUMABLE_CHANGES and trial.get(key) != value
-        ]
+        problems = config_differences(trial, final.to_dict(), RESUMABLE_CHANGES, where=("in the search", "here"))
         if final.selection != "holdout" or not final.refit:
             problems.append("the final run selects on validation or does not refit")
         if self.best_epoch < 0:

@@ -27,7 +27,7 @@ from exprfusion.normalisation_choice import AUTO, NormalisationChoice, choose_no
 from exprfusion.scoring import score_split
 from exprfusion.seeding import seed_everything
 from exprfusion.train_config import TrainConfig
-from exprfusion.training_run import TrainingRun, warmup_cosine
+from exprfusion.training_run import TrainingRun
 
 __all__ = [
     "CHECKPOINT_NAME",
@@ -36,12 +36,12 @@ __all__ = [
     "TrainResult",
     "TrainingRun",
     "check_checkpoint_matches",
+    "config_differences",
     "refit_on_all",
     "scored_result",
     "sized_config",
     "train_model",
     "training_metadata",
-    "warmup_cosine",
 ]
 
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -75,10 +75,16 @@ class TrainResult:
 RESUMABLE_CHANGES: frozenset[str] = frozenset({"device", "eval_batch_size", "precision", "refit"})
 
 
-def _differences(saved: dict[str, Any], current: dict[str, Any], ignore: frozenset[str] = frozenset()) -> list[str]:
+def config_differences(
+    saved: dict[str, Any],
+    current: dict[str, Any],
+    ignore: frozenset[str] = frozenset(),
+    where: tuple[str, str] = ("there", "here"),
+) -> list[str]:
+    """``key=<saved> there, <current> here`` for each key whose values differ (``where`` names the two sides)."""
     keys = sorted((set(saved) | set(current)) - ignore)
     return [
-        f"{key}={saved.get(key)!r} there, {current.get(key)!r} here"
+        f"{key}={saved.get(key)!r} {where[0]}, {current.get(key)!r} {where[1]}"
         for key in keys
         if saved.get(key) != current.get(key)
     ]
@@ -92,9 +98,9 @@ def check_checkpoint_matches(
     Raises:
         InputError: naming every difference, so the user can pick another run folder or delete the checkpoint.
     """
-    problems = [f"model {d}" for d in _differences(state.get("model_config") or {}, model_config.to_dict())]
+    problems = [f"model {d}" for d in config_differences(state.get("model_config") or {}, model_config.to_dict())]
     saved_train = state.get("train_config") or {}
-    problems += [f"training {d}" for d in _differences(saved_train, config.to_dict(), RESUMABLE_CHANGES)]
+    problems += [f"training {d}" for d in config_differences(saved_train, config.to_dict(), RESUMABLE_CHANGES)]
     saved_hash = state.get("corpus_hash")
     if corpus_hash is not None and saved_hash != corpus_hash:
         problems.append(f"corpus hash {str(saved_hash)[:12]} there, {corpus_hash[:12]} here")
