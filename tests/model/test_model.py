@@ -1,4 +1,4 @@
-"""Behaviour of the fusion Transformer: missing modalities, gradients, modality dropout, configs."""
+"""Behaviour of the fusion Transformer: missing modalities, gradients, precision, auxiliary heads, the readout."""
 
 from __future__ import annotations
 
@@ -6,43 +6,13 @@ import numpy as np
 import pytest
 import torch
 from factories import write_learnable_corpus
+from tiny_models import BATCH, FRAMES, random_inputs, tiny_config, tiny_model, with_random
 
 from exprfusion.data import load_split
 from exprfusion.inference import predict_split
 from exprfusion.labels import NUM_CLASSES
 from exprfusion.model import FusionConfig, FusionTransformer, GatedFusion, ModalityDropout
 from exprfusion.train import TrainConfig, train_model
-
-BATCH, FRAMES, FEATURE_DIM = 3, 12, 16
-
-
-def tiny_config(**overrides) -> FusionConfig:
-    """A model small enough to run in milliseconds."""
-    values = dict(visual_dim=FEATURE_DIM, audio_dim=FEATURE_DIM, d_model=32, n_layers=2, n_heads=4, max_len=64)
-    return FusionConfig(**(values | overrides))
-
-
-def tiny_model(seed: int = 0, **overrides) -> FusionTransformer:
-    torch.manual_seed(seed)
-    return FusionTransformer(tiny_config(**overrides))
-
-
-def random_inputs(seed: int = 0) -> dict[str, torch.Tensor]:
-    """Float16 features (as stored on disk) with every frame available."""
-    generator = torch.Generator().manual_seed(seed)
-    return {
-        "visual": torch.randn(BATCH, FRAMES, FEATURE_DIM, generator=generator).half(),
-        "audio": torch.randn(BATCH, FRAMES, FEATURE_DIM, generator=generator).half(),
-        "face_mask": torch.ones(BATCH, FRAMES, dtype=torch.bool),
-        "audio_mask": torch.ones(BATCH, FRAMES, dtype=torch.bool),
-    }
-
-
-def with_random(inputs: dict[str, torch.Tensor], key: str, seed: int = 99) -> dict[str, torch.Tensor]:
-    """Copy of ``inputs`` with ``inputs[key]`` replaced by fresh random values."""
-    generator = torch.Generator().manual_seed(seed)
-    fresh = torch.randn(inputs[key].shape, generator=generator).to(inputs[key].dtype)
-    return inputs | {key: fresh}
 
 
 def test_logits_have_one_row_per_frame_from_float16_inputs():
@@ -244,99 +214,6 @@ def test_window_longer_than_max_len_is_rejected():
     model = tiny_model(max_len=FRAMES - 1)
     with pytest.raises(ValueError, match="max_len"):
         model(**inputs)
-
-
-# ---- modality dropout ---------------------------------------------------------------------------------------------
-
-
-def random_masks(batch: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Availability masks where some windows already lack a whole modality."""
-    generator = torch.Generator().manual_seed(seed)
-    face_mask = torch.rand(batch, FRAMES, generator=generator) < 0.8
-    audio_mask = torch.rand(batch, FRAMES, generator=generator) < 0.9
-    face_mask[::7] = False
-    audio_mask[::5] = False
-    return face_mask, audio_mask
-
-
-@pytest.mark.parametrize("p", [0.3, 1.0])
-def test_modality_dropout_never_drops_both_and_only_drops_whole_modalities(p):
-    dropout = ModalityDropout(p).train()
-    for seed in range(20):
-        face_mask, audio_mask = random_masks(batch=200, seed=seed)
-        torch.manual_seed(seed)
-        new_face, new_audio = dropout(face_mask, audio_mask)
-        had_something = face_mask.any(1) | audio_mask.any(1)
-        assert torch.equal(new_face.any(1) | new_audio.any(1), had_something)
-        for old, new in ((face_mask, new_face), (audio_mask, new_audio)):
-            assert not (new & ~old).any()  # never adds frames
-            changed = (new != old).any(1)
-            assert not new[changed].any()  # a changed modality is gone from the whole window
-
-
-def test_modality_dropout_drops_about_p_of_windows_evenly_between_modalities():
-    batch, p = 20_000, 0.3
-    face_mask = torch.ones(batch, FRAMES, dtype=torch.bool)
-    audio_mask = torch.ones(batch, FRAMES, dtype=torch.bool)
-    new_face, new_audio = ModalityDropout(p).train()(face_mask, audio_mask, generator=torch.Generator().manual_seed(0))
-    visual_dropped = (~new_face.any(1)).float().mean().item()
-    audio_dropped = (~new_audio.any(1)).float().mean().item()
-    assert visual_dropped + audio_dropped == pytest.approx(p, abs=0.015)
-    assert visual_dropped == pytest.approx(p / 2, abs=0.015)
-
-
-def test_modality_dropout_with_p_one_drops_exactly_one_modality_per_window():
-    ones = torch.ones(500, FRAMES, dtype=torch.bool)
-    new_face, new_audio = ModalityDropout(1.0).train()(ones, ones)
-    assert torch.equal(new_face.any(1) ^ new_audio.any(1), torch.ones(500, dtype=torch.bool))
-
-
-def test_modality_dropout_is_a_no_op_in_eval_mode():
-    face_mask, audio_mask = random_masks(batch=50, seed=0)
-    new_face, new_audio = ModalityDropout(1.0).eval()(face_mask, audio_mask)
-    assert torch.equal(new_face, face_mask)
-    assert torch.equal(new_audio, audio_mask)
-    model = tiny_model(modality_dropout=1.0).eval()
-    with torch.no_grad():
-        torch.testing.assert_close(model(**random_inputs()), model(**random_inputs()), rtol=0, atol=0)
-
-
-def test_modality_dropout_is_deterministic_under_a_seed():
-    face_mask, audio_mask = random_masks(batch=100, seed=3)
-    dropout = ModalityDropout(0.5).train()
-    torch.manual_seed(7)
-    first = dropout(face_mask, audio_mask)
-    torch.manual_seed(7)
-    second = dropout(face_mask, audio_mask)
-    third = dropout(face_mask, audio_mask, generator=torch.Generator().manual_seed(7))
-    fourth = dropout(face_mask, audio_mask, generator=torch.Generator().manual_seed(7))
-    assert all(torch.equal(a, b) for a, b in zip(first, second, strict=True))
-    assert all(torch.equal(a, b) for a, b in zip(third, fourth, strict=True))
-
-
-# ---- config -------------------------------------------------------------------------------------------------------
-
-
-def test_config_round_trips_through_a_dict():
-    config = tiny_config(fusion="audio", dropout=0.2)
-    assert FusionConfig.from_dict(config.to_dict()) == config
-    assert FusionConfig.from_dict({}) == FusionConfig()
-
-
-def test_config_resolves_default_feed_forward_width():
-    assert FusionConfig(d_model=64).ff_dim == 256
-    assert FusionConfig(d_model=64, ff_dim=100).ff_dim == 100
-
-
-def test_config_rejects_unknown_keys_by_name():
-    with pytest.raises(ValueError, match="hidden_size"):
-        FusionConfig.from_dict(FusionConfig().to_dict() | {"hidden_size": 3})
-
-
-@pytest.mark.parametrize("bad", [{"d_model": 30, "n_heads": 4}, {"fusion": "concat"}, {"modality_dropout": 1.5}])
-def test_config_rejects_invalid_values(bad):
-    with pytest.raises(ValueError):
-        FusionConfig(**bad)
 
 
 def test_auxiliary_heads_give_each_branch_its_own_logits_and_frames():
