@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from exprfusion.annotations import EXPR_HEADER
-from exprfusion.corpus import CorpusWriter, VideoRecord
+from exprfusion.corpus import VideoRecord
+from exprfusion.corpus_writer import CorpusWriter
 from exprfusion.importer import ImportSources
 
 

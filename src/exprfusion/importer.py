@@ -25,7 +25,8 @@ from exprfusion.annotations import (
     read_annotation_tree,
     read_expr_annotation,
 )
-from exprfusion.corpus import CorpusError, CorpusWriter, VideoRecord
+from exprfusion.corpus import CorpusError, VideoRecord
+from exprfusion.corpus_writer import CorpusWriter
 from exprfusion.errors import InputError, MissingInputError
 from exprfusion.extract.align import ALIGN_METHODS, align_to_frames
 

@@ -7,14 +7,8 @@ import pytest
 from factories import make_record
 
 from exprfusion.annotations import read_expr_annotation
-from exprfusion.corpus import (
-    MANIFEST_COLUMNS,
-    Corpus,
-    CorpusError,
-    CorpusWriter,
-    annotation_path,
-    feature_path,
-)
+from exprfusion.corpus import MANIFEST_COLUMNS, Corpus, CorpusError, annotation_path, feature_path
+from exprfusion.corpus_writer import CorpusWriter
 
 
 def test_round_trip_preserves_every_array(small_corpus):

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from exprfusion.corpus import Corpus, CorpusWriter, VideoRecord
+from exprfusion.corpus import Corpus, VideoRecord
+from exprfusion.corpus_writer import CorpusWriter
 from exprfusion.describe import class_distribution, fps_mix, split_summary
 
 # The corpus (label -1 = not annotated; face / audio: 1 = present):

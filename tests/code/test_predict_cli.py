@@ -14,7 +14,8 @@ from factories import make_record
 
 from exprfusion.annotations import read_submission
 from exprfusion.artifact import load_model
-from exprfusion.corpus import CorpusWriter, VideoRecord
+from exprfusion.corpus import VideoRecord
+from exprfusion.corpus_writer import CorpusWriter
 from exprfusion.labels import CLASS_NAMES
 from exprfusion.model import FusionConfig
 from exprfusion.predict import predict_video, read_video_npz

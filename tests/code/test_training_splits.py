@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from factories import make_record, write_small_corpus
 
-from exprfusion.corpus import CorpusWriter
+from exprfusion.corpus_writer import CorpusWriter
 from exprfusion.data import training_splits
 
 

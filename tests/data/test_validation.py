@@ -24,8 +24,9 @@ from factories import copy_repository, make_record, write_official_tree, write_s
 from typer.testing import CliRunner
 
 from exprfusion.cli import app
-from exprfusion.corpus import MANIFEST_NAME, CorpusError, CorpusWriter, VideoRecord, annotation_path, feature_path
+from exprfusion.corpus import MANIFEST_NAME, CorpusError, VideoRecord, annotation_path, feature_path
 from exprfusion.corpus_checks import ValidationSettings, validate_corpus
+from exprfusion.corpus_writer import CorpusWriter
 from exprfusion.errors import InputError
 
 REPOSITORY = Path(__file__).resolve().parents[2]

@@ -16,7 +16,8 @@ from exprfusion.baseline import (
     sample_training_frames,
     smoothed_labels,
 )
-from exprfusion.corpus import Corpus, CorpusWriter
+from exprfusion.corpus import Corpus
+from exprfusion.corpus_writer import CorpusWriter
 from exprfusion.data import load_split
 from exprfusion.errors import InputError
 from exprfusion.evaluate import EvaluateConfig, baseline_lines, baseline_report

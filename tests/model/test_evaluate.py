@@ -11,7 +11,7 @@ from factories import make_planted_record, make_record, write_small_corpus
 
 from exprfusion.annotations import read_submission
 from exprfusion.artifact import load_model, save_model
-from exprfusion.corpus import CorpusWriter
+from exprfusion.corpus_writer import CorpusWriter
 from exprfusion.data import load_split
 from exprfusion.errors import InputError, MissingInputError
 from exprfusion.evaluate import EvaluateConfig, evaluate_model, timeline_file_name

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from factories import make_planted_record
 from sklearn.linear_model import LogisticRegression
 
-from exprfusion.corpus import CorpusWriter
+from exprfusion.corpus_writer import CorpusWriter
 from exprfusion.data import load_split
 from exprfusion.expert_fit import (
     ABSENT_CLASS_BIAS,

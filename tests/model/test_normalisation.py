@@ -10,7 +10,7 @@ import torch
 from factories import make_learnable_record
 
 from exprfusion.artifact import load_model, save_model
-from exprfusion.corpus import CorpusWriter
+from exprfusion.corpus_writer import CorpusWriter
 from exprfusion.data import load_split
 from exprfusion.inference import centred_per_video, predict_split
 from exprfusion.model import FusionConfig, FusionTransformer

@@ -9,7 +9,7 @@ import pytest
 import torch
 from factories import make_planted_record
 
-from exprfusion.corpus import CorpusWriter
+from exprfusion.corpus_writer import CorpusWriter
 from exprfusion.data import load_split
 from exprfusion.errors import InputError
 from exprfusion.model import FusionConfig, FusionTransformer

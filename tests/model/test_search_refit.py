@@ -8,7 +8,8 @@ import pytest
 import torch
 from factories import make_learnable_record
 
-from exprfusion.corpus import Corpus, CorpusWriter
+from exprfusion.corpus import Corpus
+from exprfusion.corpus_writer import CorpusWriter
 from exprfusion.errors import InputError
 from exprfusion.model import FusionConfig
 from exprfusion.search_refit import train_final

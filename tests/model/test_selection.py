@@ -9,7 +9,7 @@ import pytest
 import torch
 from factories import make_learnable_record
 
-from exprfusion.corpus import CorpusWriter
+from exprfusion.corpus_writer import CorpusWriter
 from exprfusion.data import holdout_split, load_split, select_videos
 from exprfusion.errors import InputError
 from exprfusion.model import FusionConfig

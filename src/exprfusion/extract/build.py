@@ -1,7 +1,7 @@
 """Build a corpus from Aff-Wild2 media: plan, extract what the cache lacks (here or on Ray), write the corpus.
 
 Every finished video is kept in the cache at once, so an interrupted run loses at most the videos in flight, and a
-re-run extracts only what changed. The corpus itself is written (through :class:`exprfusion.corpus.CorpusWriter`)
+re-run extracts only what changed. The corpus itself is written (through :class:`exprfusion.corpus_writer.CorpusWriter`)
 only once every video is done; an image or a media file that cannot be decoded is reported, and then the corpus is
 written only with ``allow_missing``.
 """
@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from exprfusion.corpus import CorpusError, CorpusWriter, VideoRecord
+from exprfusion.corpus import CorpusError, VideoRecord
+from exprfusion.corpus_writer import CorpusWriter
 from exprfusion.errors import InputError
 from exprfusion.extract.align import align_at_times
 from exprfusion.extract.cache import ExtractionCache, faces_key, media_key

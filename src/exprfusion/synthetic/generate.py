@@ -13,7 +13,8 @@ from pathlib import Path
 
 from threadpoolctl import threadpool_limits
 
-from exprfusion.corpus import CorpusWriter, VideoRecord
+from exprfusion.corpus import VideoRecord
+from exprfusion.corpus_writer import CorpusWriter
 from exprfusion.errors import InputError
 from exprfusion.labels import SPLITS
 from exprfusion.synthetic.features import World, build_world, render_media
@@ -66,7 +67,7 @@ def generate_corpus(
     corpus size. The same seed and settings give byte-identical files, whatever ``workers`` is.
 
     Args:
-        out: corpus root to create (see :class:`exprfusion.corpus.CorpusWriter`).
+        out: corpus root to create (see :class:`exprfusion.corpus_writer.CorpusWriter`).
         profile: a name in ``PROFILES`` (``tiny``, ``default``, ``full``, ``realistic``, ``realistic-tiny``) or
             a ``SyntheticProfile``.
         seed: the one seed every random choice derives from.
