@@ -12,7 +12,7 @@ another learning rate, ...) or selection on validation makes the stage run :func
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from exprfusion.devices import resolve_device
 from exprfusion.epoch_report import EpochReport
 from exprfusion.errors import InputError
 from exprfusion.model import FusionConfig
+from exprfusion.normalisation_choice import NormalisationChoice
 from exprfusion.train import (
     RESUMABLE_CHANGES,
     TrainResult,
@@ -42,6 +43,8 @@ class SearchSelection:
     best_epoch: int  # counted from 0
     metrics: dict[str, float]  # the trial's holdout scores at its best epoch (the numbers)
     history: list[EpochReport] = field(default_factory=list)
+    # How the search resolved ``normalisation: auto`` before its trials (None: the normalisation was set).
+    normalisation_choice: NormalisationChoice | None = None
 
     @classmethod
     def from_best(cls, best: Mapping[str, Any], path: str | Path = "best.json") -> SearchSelection:
@@ -51,7 +54,9 @@ class SearchSelection:
             best_epoch = int(metrics.pop("best_epoch"))
             scalars = {key: float(value) for key, value in metrics.items() if isinstance(value, int | float)}
             history = [EpochReport(**report) for report in best.get("history") or []]
-            return cls(dict(best["train"]), best_epoch, scalars, history)
+            decided = best.get("normalisation_choice")
+            choice = NormalisationChoice(**decided) if decided else None
+            return cls(dict(best["train"]), best_epoch, scalars, history, choice)
         except (KeyError, TypeError, ValueError) as error:
             raise InputError(f"{path}: not a search result the train stage can read ({error!r}); rerun tune") from None
 
@@ -91,7 +96,8 @@ def train_final(
 
     The winning trial's selection is taken over when the final config does not differ from the trial's in a
     setting that moves results (:meth:`SearchSelection.differences`); otherwise the final config is trained from
-    scratch with its own selection run.
+    scratch with its own selection run. Either way the model config is the trial's, whose normalisation the search
+    resolved; the result carries that decision (``normalisation_choice``) for the stage's output and the artefact.
     """
     TrainConfig.from_dict(dict(overrides or {}), path="train.overrides")  # names a misspelt override
     selection = SearchSelection.from_best(best, best_path)
@@ -101,13 +107,15 @@ def train_final(
     if problems:
         result = train_model(corpus, model_config, config, progress=progress)
         how = f"trained with its own selection run ({'; '.join(problems)})"
-        return FinalTraining(result, config, False, how)
-    result = refit_selection(corpus, model_config, config, selection, progress)
-    how = (
-        f"refit the search's best trial on every training video for {_epochs(selection.best_epoch + 1)} "
-        f"(its holdout chose epoch {selection.best_epoch + 1}: macro-F1 {selection.metrics.get('macro_f1', 0):.4f})"
-    )
-    return FinalTraining(result, config, True, how)
+    else:
+        result = refit_selection(corpus, model_config, config, selection, progress)
+        how = (
+            f"refit the search's best trial on every training video for {_epochs(selection.best_epoch + 1)} (its "
+            f"holdout chose epoch {selection.best_epoch + 1}: macro-F1 {selection.metrics.get('macro_f1', 0):.4f})"
+        )
+    if result.normalisation_choice is None:
+        result = replace(result, normalisation_choice=selection.normalisation_choice)
+    return FinalTraining(result, config, not problems, how)
 
 
 def _epochs(count: int) -> str:

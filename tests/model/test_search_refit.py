@@ -63,6 +63,20 @@ def test_taking_over_the_selection_gives_the_model_of_a_full_run(corpus, full_ru
     assert [report.metrics for report in final.result.history] == [report.metrics for report in full_run.history]
 
 
+def test_the_searchs_normalisation_choice_reaches_the_result(corpus, full_run):
+    # The search resolves `normalisation: auto` once, before its trials, and best.json records how; the trial's
+    # model config then holds the resolved value, so the train stage's result must carry the search's decision.
+    decided = {"chosen": MODEL.normalisation, "scores": {MODEL.normalisation: 0.5, "video": 0.25}}
+    best = _best_json(full_run) | {"normalisation_choice": decided}
+    for overrides in (None, {"epochs": 2}):  # the refit of the trial, and a run of its own
+        choice = train_final(corpus, best, overrides).result.normalisation_choice
+        assert (choice.chosen, choice.scores) == (MODEL.normalisation, {MODEL.normalisation: 0.5, "video": 0.25})
+    assert train_final(corpus, _best_json(full_run)).result.normalisation_choice is None  # a set normalisation
+    best["normalisation_choice"] = {"chosen": "video"}
+    with pytest.raises(InputError, match=r"best\.json: not a search result"):
+        train_final(corpus, best)
+
+
 def test_overrides_that_only_move_the_run_keep_the_selection(corpus, full_run):
     final = train_final(corpus, _best_json(full_run), {"device": "cpu", "eval_batch_size": 16})
     assert final.reused_selection and final.config.eval_batch_size == 16
