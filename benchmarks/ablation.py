@@ -16,7 +16,8 @@ Every run trains the fusion Transformer with the same data and schedule. For eac
 - macro-F1 after voting + median filtering, and accuracy;
 - macro-F1 after voting alone, and for a single pass;
 - macro-F1 with 50 % of the validation face frames masked (in bursts).
-The last row is the logistic-regression baseline of `exprfusion.baseline` (fitted once per corpus, the best of its
+The last row is the logistic-regression baseline of `exprfusion.evaluation.baseline` (fitted once per corpus, the best
+of its
 visual, audio and both inputs), scored the same way: ±15-frame probability smoothing in place of voting + median,
 per frame in the single-pass column. Four checks follow the table: fusion beats the baseline, fusion beats the best
 single modality, voting + median beats a single pass, and at 50 % missing faces p=0.1 loses less than p=0.
@@ -42,14 +43,15 @@ from pathlib import Path
 
 import torch
 
-from exprfusion.baseline import MODALITIES, BaselineConfig, fit_baseline, load_training_frames
-from exprfusion.corpus import Corpus
-from exprfusion.data import load_split, training_splits
-from exprfusion.metrics import accuracy, macro_f1
-from exprfusion.model import FusionConfig
-from exprfusion.plots import plot_ablation
-from exprfusion.scoring import robustness_scores, score_split
-from exprfusion.train import TrainConfig, train_model
+from exprfusion.data.corpus import Corpus
+from exprfusion.data.split_tensors import load_split, training_splits
+from exprfusion.evaluation.baseline import MODALITIES, BaselineConfig, fit_baseline, load_training_frames
+from exprfusion.evaluation.metrics import accuracy, macro_f1
+from exprfusion.evaluation.plots import plot_ablation
+from exprfusion.evaluation.scoring import robustness_scores, score_split
+from exprfusion.model.fusion_config import FusionConfig
+from exprfusion.training.train import train_model
+from exprfusion.training.train_config import TrainConfig
 
 BEST = {"fusion": "gated", "modality_dropout": 0.1, "d_model": 256, "n_layers": 3}
 ROWS: dict[str, dict] = {
@@ -261,7 +263,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = args.corpus
         if root is None:
-            from exprfusion.synthetic import generate_corpus
+            from exprfusion.sources.synthetic import generate_corpus
 
             root = Path(tmp) / "corpus"
             generate_corpus(root, profile=args.profile, seed=0)

@@ -24,9 +24,15 @@ import torch
 from PIL import Image, ImageDraw
 from transformers import BeitConfig, BeitImageProcessor, BeitModel
 
-from exprfusion.extract.checkpoints import autocast, compute_device, compute_dtype, describe_checkpoint, dtype_name
-from exprfusion.extract.settings import VisualSettings
-from exprfusion.extract.visual import FaceEncoder, FaceVideo
+from exprfusion.sources.extract.checkpoints import (
+    autocast,
+    compute_device,
+    compute_dtype,
+    describe_checkpoint,
+    dtype_name,
+)
+from exprfusion.sources.extract.settings import VisualSettings
+from exprfusion.sources.extract.visual import FaceEncoder, FaceVideo
 
 # Dense bf16 tensor-core peaks (TFLOP/s) of common accelerators, for the fraction of the FLOP bound.
 PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "A10": 125.0, "L4": 121.0}

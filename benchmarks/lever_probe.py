@@ -23,14 +23,15 @@ import time
 import numpy as np
 import torch
 
-from exprfusion.data import holdout_split, training_splits
-from exprfusion.expert_fit import score_expert_weights
-from exprfusion.inference import window_logits
-from exprfusion.metrics import macro_f1
-from exprfusion.model import FusionConfig
-from exprfusion.scoring import score_split
-from exprfusion.train import TrainConfig, refit_on_all, train_model
-from exprfusion.voting import vote_and_filter
+from exprfusion.data.split_tensors import holdout_split, training_splits
+from exprfusion.evaluation.metrics import macro_f1
+from exprfusion.evaluation.scoring import score_split
+from exprfusion.inference.voting import vote_and_filter
+from exprfusion.inference.window_logits import window_logits
+from exprfusion.model.fusion_config import FusionConfig
+from exprfusion.training.expert_fit import score_expert_weights
+from exprfusion.training.train import refit_on_all, train_model
+from exprfusion.training.train_config import TrainConfig
 
 PROBE_MODEL = {"d_model": 128, "n_layers": 1, "modality_dropout": 0.1, "aux_loss_weight": 1.0, "visual_drop_share": 1.0}
 PROBE_TRAIN = {"epochs": 4, "window": 32, "stride": 16, "eval_stride": 16}

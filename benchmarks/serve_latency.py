@@ -39,13 +39,14 @@ import numpy as np
 import torch
 from serve_load import REPOSITORY, local_service, npz_bytes, percentile
 
-from exprfusion.artifact import InferenceSettings, load_model, save_model
-from exprfusion.devices import cpu_has_native_bf16
-from exprfusion.inference import VideoFrames, predict_frames
-from exprfusion.model import FusionConfig, FusionTransformer
-from exprfusion.predict import predict_video
-from exprfusion.video_input import read_video_npz_source
-from exprfusion.windows import build_window_index
+from exprfusion.core.devices import cpu_has_native_bf16
+from exprfusion.data.windows import build_window_index
+from exprfusion.inference.feature_arrays import read_video_npz_source
+from exprfusion.inference.predict import predict_video
+from exprfusion.inference.window_logits import VideoFrames, predict_frames
+from exprfusion.model.artifact import InferenceSettings, load_model, save_model
+from exprfusion.model.fusion_config import FusionConfig
+from exprfusion.model.fusion_transformer import FusionTransformer
 
 FRAMES = 1800  # one minute at 30 fps
 WIDTHS = (1024, 1024)

@@ -62,7 +62,7 @@ def local_service(model: Path, workdir: Path, extra_env: dict[str, str] | None =
     """
     env = {**os.environ, "BENTOML_HOME": str(workdir / "bentoml"), "BENTOML_DO_NOT_TRACK": "True", **(extra_env or {})}
     build = (
-        "import sys; from pathlib import Path; from exprfusion.packaging import package_model, build_bento; "
+        "import sys; from pathlib import Path; from exprfusion.tracking.packaging import package_model, build_bento; "
         "package_model(sys.argv[1], sys.argv[2], metrics={}, smoke_frames=64); "
         "print(build_bento(sys.argv[2], Path(sys.argv[3]) / 'serving' / 'bentofile.yaml', sys.argv[3]).bento_tag)"
     )

@@ -6,7 +6,7 @@ of 1, 10 and 30 frames; for each chunk size the script prints the median and 95t
 append over ``--repeats`` runs, the real-time factor (compute seconds per second of video: below 1 keeps up), and
 the delay of the newest final label: ``window + median_kernel // 2`` frames of look-ahead, plus the wait for the
 chunk to fill, plus the time to compute it. The reference, measured in the same run, is the offline pipeline
-(:func:`exprfusion.predict.predict_video`) over the same minute in one call.
+(:func:`exprfusion.inference.predict.predict_video`) over the same minute in one call.
 
     .venv/bin/python benchmarks/stream_latency.py [--seconds 60] [--repeats 3] [--threads 2]
 """
@@ -21,11 +21,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from exprfusion.artifact import load_model
-from exprfusion.model import FusionConfig, FusionTransformer
-from exprfusion.predict import predict_video
-from exprfusion.streaming import StreamingPredictor, delay_frames
-from exprfusion.train_config import TrainConfig
+from exprfusion.inference.predict import predict_video
+from exprfusion.inference.streaming import StreamingPredictor, delay_frames
+from exprfusion.model.artifact import load_model
+from exprfusion.model.fusion_config import FusionConfig
+from exprfusion.model.fusion_transformer import FusionTransformer
+from exprfusion.training.train_config import TrainConfig
 
 FPS = 30.0
 REPOSITORY = Path(__file__).resolve().parents[1]

@@ -14,8 +14,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from exprfusion.corpus import Corpus
-from exprfusion.synthetic import PROFILES, generate_corpus
+from exprfusion.data.corpus import Corpus
+from exprfusion.sources.synthetic import PROFILES, generate_corpus
 
 
 def peak_rss_mib() -> tuple[float, float]:

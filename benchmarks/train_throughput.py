@@ -19,12 +19,13 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from exprfusion.corpus import Corpus
-from exprfusion.data import gather_windows, load_split
-from exprfusion.devices import autocast_for, resolve_device
-from exprfusion.losses import FocalLoss
-from exprfusion.model import FusionConfig, FusionTransformer
-from exprfusion.seeding import seed_everything
+from exprfusion.core.devices import autocast_for, resolve_device
+from exprfusion.core.seeding import seed_everything
+from exprfusion.data.corpus import Corpus
+from exprfusion.data.split_tensors import gather_windows, load_split
+from exprfusion.model.fusion_config import FusionConfig
+from exprfusion.model.fusion_transformer import FusionTransformer
+from exprfusion.training.losses import FocalLoss
 
 
 class NaiveWindowDataset(Dataset):
@@ -126,7 +127,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = args.corpus
         if root is None:
-            from exprfusion.synthetic import generate_corpus
+            from exprfusion.sources.synthetic import generate_corpus
 
             root = Path(tmp) / "corpus"
             generate_corpus(root, profile=args.profile, seed=0)

@@ -19,8 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from exprfusion import tracking
-from exprfusion.tune import SearchResult, ray_session, run_search
+from exprfusion.search.tune import SearchResult, ray_session, run_search
+from exprfusion.tracking import runs as tracking
 
 GOAL_F1_GAP = 0.01
 GOAL_EPOCH_SHARE = 0.40
@@ -67,7 +67,7 @@ def main() -> None:
         os.environ.setdefault(tracking.TRACKING_URI_ENV, f"sqlite:///{Path(tmp) / 'mlflow.db'}")
         corpus = args.corpus
         if corpus is None:
-            from exprfusion.synthetic import generate_corpus
+            from exprfusion.sources.synthetic import generate_corpus
 
             corpus = Path(tmp) / "corpus"
             generate_corpus(corpus, profile="default", seed=0)

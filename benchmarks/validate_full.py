@@ -24,9 +24,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from exprfusion.corpus import MANIFEST_NAME, Corpus
-from exprfusion.corpus_checks import validate_corpus
-from exprfusion.synthetic import generate_corpus
+from exprfusion.data.corpus import MANIFEST_NAME, Corpus
+from exprfusion.data.corpus_checks import validate_corpus
+from exprfusion.sources.synthetic import generate_corpus
 
 DEFAULT_CORPUS = Path(tempfile.gettempdir()) / "exprfusion-validate-full" / "corpus"
 

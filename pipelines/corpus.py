@@ -1,9 +1,9 @@
 """DVC stage `corpus`: build the corpus from params.yaml's `data` section."""
 
-from exprfusion.build_corpus import build_corpus
-from exprfusion.params import load_section
-from exprfusion.progress import console, progress_callback
-from exprfusion.stage import run_stage
+from exprfusion.core.params import load_section
+from exprfusion.core.progress import console, progress_callback
+from exprfusion.core.stage_runner import run_stage
+from exprfusion.sources.build_corpus import build_corpus
 
 
 def main() -> None:

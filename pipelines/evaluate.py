@@ -7,11 +7,11 @@ it; the stage still succeeds (the evaluation is a report, not a gate).
 
 from pathlib import Path
 
-from exprfusion.evaluate import EvaluateConfig, baseline_lines, evaluate_model
-from exprfusion.params import load_section
-from exprfusion.progress import progress_callback
-from exprfusion.registry import log_evaluation, training_run_id
-from exprfusion.stage import run_stage
+from exprfusion.core.params import load_section
+from exprfusion.core.progress import progress_callback
+from exprfusion.core.stage_runner import run_stage
+from exprfusion.evaluation.evaluate import EvaluateConfig, baseline_lines, evaluate_model
+from exprfusion.tracking.registry import log_evaluation, training_run_id
 
 MODEL = Path("models/model.pt")
 PLOTS = Path("reports/plots")

@@ -3,9 +3,9 @@
 import json
 from pathlib import Path
 
-from exprfusion.packaging import build_bento, package_model
-from exprfusion.params import load_section
-from exprfusion.stage import run_stage
+from exprfusion.core.params import load_section
+from exprfusion.core.stage_runner import run_stage
+from exprfusion.tracking.packaging import build_bento, package_model
 
 MODEL = Path("models/model.pt")
 METRICS = Path("reports/metrics.json")

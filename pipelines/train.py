@@ -4,15 +4,15 @@
 import json
 from pathlib import Path
 
-from exprfusion.artifact import save_model
-from exprfusion.atomic import write_json
-from exprfusion.corpus import Corpus
-from exprfusion.params import load_section
-from exprfusion.progress import progress_callback
-from exprfusion.registry import log_and_register
-from exprfusion.search_refit import train_final
-from exprfusion.stage import run_stage
-from exprfusion.train import training_metadata
+from exprfusion.core.atomic import write_json
+from exprfusion.core.params import load_section
+from exprfusion.core.progress import progress_callback
+from exprfusion.core.stage_runner import run_stage
+from exprfusion.data.corpus import Corpus
+from exprfusion.model.artifact import save_model
+from exprfusion.search.final_training import train_final
+from exprfusion.tracking.registry import log_and_register
+from exprfusion.training.train import training_metadata
 
 BEST = Path("reports/best.json")
 MODEL = Path("models/model.pt")

@@ -5,10 +5,10 @@ Ray keeps its experiment state under `ray_results/` (not a DVC output): an inter
 
 from pathlib import Path
 
-from exprfusion.params import load_section
-from exprfusion.progress import progress_callback
-from exprfusion.stage import run_stage
-from exprfusion.tune import run_search, write_best
+from exprfusion.core.params import load_section
+from exprfusion.core.progress import progress_callback
+from exprfusion.core.stage_runner import run_stage
+from exprfusion.search.tune import run_search, write_best
 
 BEST = Path("reports/best.json")
 TRIALS = Path("reports/trials.csv")

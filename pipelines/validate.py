@@ -1,9 +1,9 @@
 """DVC stage `validate`: run the corpus expectations; write reports/validation.json and the data docs."""
 
-from exprfusion.corpus_checks import ValidationSettings, validate_corpus
-from exprfusion.params import load_section
-from exprfusion.progress import progress_callback
-from exprfusion.stage import run_stage
+from exprfusion.core.params import load_section
+from exprfusion.core.progress import progress_callback
+from exprfusion.core.stage_runner import run_stage
+from exprfusion.data.corpus_checks import ValidationSettings, validate_corpus
 
 REPORT = "reports/validation.json"
 DATA_DOCS = "reports/data_docs"

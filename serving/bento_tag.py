@@ -6,8 +6,8 @@ tag, from the package and this checkout's code.
 
 from pathlib import Path
 
-from exprfusion.packaging import ensure_bento
-from exprfusion.stage import run_stage
+from exprfusion.core.stage_runner import run_stage
+from exprfusion.tracking.packaging import ensure_bento
 
 SOURCE_ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = SOURCE_ROOT / "models" / "package"

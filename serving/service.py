@@ -2,16 +2,18 @@
 
 Routes: ``POST /predict`` (JSON), ``POST /predict_npz`` (an ``.npz`` body: the fast path for long videos),
 ``POST /predict_video`` (a video file), ``POST /stream/open``, ``/stream/{id}/append``, ``/stream/{id}/close``
-(labels while a video runs; :mod:`serving.video_api`), ``GET /model``, and BentoML's own ``/livez``, ``/readyz``,
+(labels while a video runs; :mod:`exprfusion.service.video_api`), ``GET /model``, and BentoML's own ``/livez``,
+``/readyz``,
 ``/metrics`` and OpenAPI docs (``/``).
 
 The model comes from BentoML's model store (the tag the Bento was built with, see
-:func:`exprfusion.packaging.build_bento`); its window, stride, median kernel and feature widths come from the
-artefact. Every input goes through the library's checks (:mod:`exprfusion.video_input`) and is labelled by
-:func:`exprfusion.predict.predict_video`, exactly as ``exprfusion predict`` labels it. Bad input is answered
+:func:`exprfusion.tracking.packaging.build_bento`); its window, stride, median kernel and feature widths come from the
+artefact. Every input goes through the library's checks (:mod:`exprfusion.inference.feature_arrays`) and is labelled by
+:func:`exprfusion.inference.predict.predict_video`, exactly as ``exprfusion predict`` labels it. Bad input is answered
 400 (undecodable), 413 (too large) or 422 (decoded but invalid) with a message naming the field.
 
-Monitoring (:mod:`serving.metrics`): requests, rejects by reason and latency of every prediction route, and the
+Monitoring (:mod:`exprfusion.service.metrics`): requests, rejects by reason and latency of every prediction route, and
+the
 frames per predicted class, without a face and without audio of every labelled video, at ``/metrics``; each labelled
 video also appends one record to the request log that ``exprfusion drift-report`` reads.
 """
@@ -34,26 +36,25 @@ from pydantic import BaseModel, Field, Strict, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse
 
-from exprfusion.artifact import load_model
-from exprfusion.errors import InputError
-from exprfusion.packaging import BENTO_MODEL_NAME, CARD_FILE
-from exprfusion.predict import predict_video
-from exprfusion.video_input import check_video_arrays, read_video_npz_source
-from serving.limits import (
+from exprfusion.core.errors import InputError
+from exprfusion.inference.feature_arrays import check_video_arrays, read_video_npz_source
+from exprfusion.inference.predict import predict_video
+from exprfusion.model.artifact import load_model
+from exprfusion.service.limits import (
     MAX_JSON_BYTES_ENV,
     MAX_REQUEST_BYTES_ENV,
     BodyRule,
     RequestGuard,
     ServingLimits,
 )
-from serving.metrics import (
+from exprfusion.service.metrics import (
     MonitorSettings,
     PredictionMonitor,
     RequestMetrics,
     post_routes,
     request_log_from_env,
 )
-from serving.schemas import (
+from exprfusion.service.schemas import (
     FeatureRows,
     FramesPerSecond,
     MaskValues,
@@ -65,7 +66,8 @@ from serving.schemas import (
     model_version,
     prediction_response,
 )
-from serving.video_api import MAX_VIDEO_BYTES_ENV, VideoEndpoints, VideoLimits, VideoPredictResponse
+from exprfusion.service.video_api import MAX_VIDEO_BYTES_ENV, VideoEndpoints, VideoLimits, VideoPredictResponse
+from exprfusion.tracking.packaging import BENTO_MODEL_NAME, CARD_FILE
 
 
 class BentoArguments(BaseModel):
@@ -203,7 +205,7 @@ class ExpressionService:
         """Label every frame of an uploaded video file (the body): faces, features by the model's own extractor.
 
         Query option: `return_probabilities`. The answer adds each frame's time and face box; `summary.fps` is the
-        video's frame rate. See `serving/video_api.py` for the size and duration limits.
+        video's frame rate. See `src/exprfusion/service/video_api.py` for the size and duration limits.
         """
         status, answer = self.video.predict_video(video, dict(ctx.request.query_params))
         return answer if status == 200 else _error(ctx, status, answer)

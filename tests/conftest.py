@@ -10,7 +10,7 @@ import pytest
 from factories import make_record
 from servers import free_port, start, stop, wait_for
 
-from exprfusion.corpus_writer import CorpusWriter
+from exprfusion.data.corpus_writer import CorpusWriter
 
 
 @pytest.fixture

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
-from exprfusion.annotations import EXPR_HEADER
-from exprfusion.corpus import VideoRecord
-from exprfusion.corpus_writer import CorpusWriter
-from exprfusion.importer import ImportSources
+from exprfusion.data.annotations import EXPR_HEADER
+from exprfusion.data.corpus import VideoRecord
+from exprfusion.data.corpus_writer import CorpusWriter
+from exprfusion.sources.importer import ImportSources
 
 
 def make_record(

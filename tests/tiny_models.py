@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from exprfusion.model import FusionConfig, FusionTransformer
+from exprfusion.model.fusion_config import FusionConfig
+from exprfusion.model.fusion_transformer import FusionTransformer
 
 BATCH, FRAMES, FEATURE_DIM = 3, 12, 16
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from exprfusion.annotations import (
+from exprfusion.data.annotations import (
     EXPR_HEADER,
     SUBMISSION_HEADER,
     AnnotationError,

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from factories import make_record
 
-from exprfusion.annotations import read_expr_annotation
-from exprfusion.corpus import MANIFEST_COLUMNS, Corpus, CorpusError, annotation_path, feature_path
-from exprfusion.corpus_writer import CorpusWriter
+from exprfusion.data.annotations import read_expr_annotation
+from exprfusion.data.corpus import MANIFEST_COLUMNS, Corpus, CorpusError, annotation_path, feature_path
+from exprfusion.data.corpus_writer import CorpusWriter
 
 
 def test_round_trip_preserves_every_array(small_corpus):

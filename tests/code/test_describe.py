@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from exprfusion.corpus import Corpus, VideoRecord
-from exprfusion.corpus_writer import CorpusWriter
-from exprfusion.describe import class_distribution, fps_mix, split_summary
+from exprfusion.data.corpus import Corpus, VideoRecord
+from exprfusion.data.corpus_writer import CorpusWriter
+from exprfusion.evaluation.corpus_description import class_distribution, fps_mix, split_summary
 
 # The corpus (label -1 = not annotated; face / audio: 1 = present):
 #   a_left   train       30 fps  labels 0 0 4 4 -1 7   faces 1 1 0 1 0 1   audio 1 1 1 1 1 1

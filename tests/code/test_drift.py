@@ -7,7 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from exprfusion.drift import (
+from exprfusion.core.errors import InputError
+from exprfusion.monitoring.drift import (
     PSI_EPSILON,
     PredictionWindow,
     class_counts,
@@ -17,7 +18,6 @@ from exprfusion.drift import (
     psi,
     reference_distribution,
 )
-from exprfusion.errors import InputError
 
 UNIFORM = np.full(8, 1 / 8)
 

@@ -12,15 +12,15 @@ import yaml
 from factories import write_official_tree
 from typer.testing import CliRunner
 
-import exprfusion.synthetic
-from exprfusion.annotations import AnnotationError, read_annotation_tree, read_expr_annotation
-from exprfusion.build_corpus import build_corpus
+import exprfusion.sources.synthetic
 from exprfusion.cli import app
-from exprfusion.corpus import Corpus, CorpusError, annotation_path
-from exprfusion.errors import InputError, MissingInputError
-from exprfusion.importer import import_corpus
-from exprfusion.params import load_section
-from exprfusion.stage import run_stage
+from exprfusion.core.errors import InputError, MissingInputError
+from exprfusion.core.params import load_section
+from exprfusion.core.stage_runner import run_stage
+from exprfusion.data.annotations import AnnotationError, read_annotation_tree, read_expr_annotation
+from exprfusion.data.corpus import Corpus, CorpusError, annotation_path
+from exprfusion.sources.build_corpus import build_corpus
+from exprfusion.sources.importer import import_corpus
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 
@@ -137,7 +137,7 @@ def test_a_bug_in_a_command_keeps_its_exception(monkeypatch, tmp_path, bug):
     def broken(*args, **kwargs):
         raise bug
 
-    monkeypatch.setattr(exprfusion.synthetic, "generate_corpus", broken)
+    monkeypatch.setattr(exprfusion.sources.synthetic, "generate_corpus", broken)
     result = CliRunner().invoke(app, ["synth", "--profile", "tiny", "--out", str(tmp_path / "c")])
     assert result.exit_code == 1
     assert result.exception is bug, "the exception propagates, with its traceback, instead of becoming one line"

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 from factories import write_official_tree
 
-from exprfusion.annotations import EXPR_HEADER, AnnotationError
-from exprfusion.corpus import Corpus, CorpusError
-from exprfusion.errors import InputError, MissingInputError
-from exprfusion.extract.align import align_to_frames
-from exprfusion.importer import ImportSources, import_corpus
+from exprfusion.core.errors import InputError, MissingInputError
+from exprfusion.data.annotations import EXPR_HEADER, AnnotationError
+from exprfusion.data.corpus import Corpus, CorpusError
+from exprfusion.sources.extract.align import align_to_frames
+from exprfusion.sources.importer import ImportSources, import_corpus
 
 
 def test_import_from_official_tree(tmp_path):

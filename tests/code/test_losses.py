@@ -8,8 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from exprfusion.labels import IGNORE_LABEL, NUM_CLASSES
-from exprfusion.losses import FocalLoss, inverse_frequency_weights
+from exprfusion.core.labels import IGNORE_LABEL, NUM_CLASSES
+from exprfusion.training.losses import FocalLoss, inverse_frequency_weights
 
 
 def logits_and_targets(seed: int = 0, shape: tuple[int, ...] = (3, 10)) -> tuple[torch.Tensor, torch.Tensor]:

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score
 
-from exprfusion.labels import CLASS_NAMES
-from exprfusion.metrics import accuracy, confusion, evaluate_predictions, macro_f1, per_class_f1
+from exprfusion.core.labels import CLASS_NAMES
+from exprfusion.evaluation.metrics import accuracy, confusion, evaluate_predictions, macro_f1, per_class_f1
 
 # Frames 5 and 6 are ignored (-1). Scored frames: truth [0, 0, 1, 1, 4, 4], prediction [0, 1, 1, 1, 4, 0].
 Y_TRUE = np.array([0, 0, 1, 1, 4, -1, -1, 4])

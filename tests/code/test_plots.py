@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from exprfusion.labels import CLASS_NAMES
-from exprfusion.plots import plot_ablation, plot_confusion_matrix, plot_per_class_f1
+from exprfusion.core.labels import CLASS_NAMES
+from exprfusion.evaluation.plots import plot_ablation, plot_confusion_matrix, plot_per_class_f1
 
 
 def _assert_png(path: Path) -> None:

@@ -12,13 +12,13 @@ import pandas as pd
 import pytest
 from factories import make_record
 
-from exprfusion.annotations import read_submission
-from exprfusion.artifact import load_model
-from exprfusion.corpus import VideoRecord
-from exprfusion.corpus_writer import CorpusWriter
-from exprfusion.labels import CLASS_NAMES
-from exprfusion.model import FusionConfig
-from exprfusion.predict import predict_video, read_video_npz
+from exprfusion.core.labels import CLASS_NAMES
+from exprfusion.data.annotations import read_submission
+from exprfusion.data.corpus import VideoRecord
+from exprfusion.data.corpus_writer import CorpusWriter
+from exprfusion.inference.predict import predict_video, read_video_npz
+from exprfusion.model.artifact import load_model
+from exprfusion.model.fusion_config import FusionConfig
 
 CONFIG = FusionConfig(visual_dim=8, audio_dim=6, d_model=16, n_layers=1, n_heads=2)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from factories import make_record, write_small_corpus
 
-from exprfusion.corpus_writer import CorpusWriter
-from exprfusion.data import training_splits
+from exprfusion.data.corpus_writer import CorpusWriter
+from exprfusion.data.split_tensors import training_splits
 
 
 def test_the_splits_are_loaded_once_per_corpus_version(tmp_path):

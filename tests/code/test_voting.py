@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from exprfusion.voting import median_filter_labels, soft_vote, softmax, vote_and_filter
-from exprfusion.windows import build_window_index, window_frame_indices
+from exprfusion.data.windows import build_window_index, window_frame_indices
+from exprfusion.inference.voting import median_filter_labels, soft_vote, softmax, vote_and_filter
 
 
 def test_soft_vote_averages_overlapping_windows() -> None:

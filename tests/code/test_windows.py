@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from exprfusion.windows import (
+from exprfusion.data.windows import (
     build_window_index,
     sample_training_windows,
     window_batches,

@@ -15,12 +15,12 @@ from sklearn.metrics import f1_score
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
-from exprfusion.corpus import Corpus
-from exprfusion.errors import InputError
-from exprfusion.labels import NUM_CLASSES
-from exprfusion.synthetic import generate_corpus, get_profile
-from exprfusion.synthetic.profiles import FeatureStatistics
-from exprfusion.synthetic_probe import information_probe
+from exprfusion.core.errors import InputError
+from exprfusion.core.labels import NUM_CLASSES
+from exprfusion.data.corpus import Corpus
+from exprfusion.evaluation.information_probe import information_probe
+from exprfusion.sources.synthetic import generate_corpus, get_profile
+from exprfusion.sources.synthetic.profiles import FeatureStatistics
 
 PROFILE = get_profile("realistic-tiny")
 FLOOR = -14.0

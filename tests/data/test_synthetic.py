@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from exprfusion.corpus import Corpus
-from exprfusion.labels import CLASS_NAMES, IGNORE_LABEL, SPLITS
-from exprfusion.synthetic import PROFILES, generate_corpus, get_profile
-from exprfusion.synthetic.profiles import ANGER, DISGUST, FEAR, class_prior
-from exprfusion.synthetic.sequences import markov_mask, plan_corpus, runs_of
-from exprfusion.synthetic_probe import information_probe, windowed_mean
+from exprfusion.core.labels import CLASS_NAMES, IGNORE_LABEL, SPLITS
+from exprfusion.data.corpus import Corpus
+from exprfusion.evaluation.information_probe import information_probe, windowed_mean
+from exprfusion.sources.synthetic import PROFILES, generate_corpus, get_profile
+from exprfusion.sources.synthetic.profiles import ANGER, DISGUST, FEAR, class_prior
+from exprfusion.sources.synthetic.sequences import markov_mask, plan_corpus, runs_of
 
 ALLOWED_FPS = {fps for fps, _ in get_profile("default").fps_mix}
 RARE = [CLASS_NAMES[c] for c in (ANGER, DISGUST, FEAR)]

@@ -24,10 +24,10 @@ from factories import copy_repository, make_record, write_official_tree, write_s
 from typer.testing import CliRunner
 
 from exprfusion.cli import app
-from exprfusion.corpus import MANIFEST_NAME, CorpusError, VideoRecord, annotation_path, feature_path
-from exprfusion.corpus_checks import ValidationSettings, validate_corpus
-from exprfusion.corpus_writer import CorpusWriter
-from exprfusion.errors import InputError
+from exprfusion.core.errors import InputError
+from exprfusion.data.corpus import MANIFEST_NAME, CorpusError, VideoRecord, annotation_path, feature_path
+from exprfusion.data.corpus_checks import ValidationSettings, validate_corpus
+from exprfusion.data.corpus_writer import CorpusWriter
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 NO_HASHES = ValidationSettings(verify_hashes=False)

@@ -11,8 +11,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from exprfusion.annotations import EXPR_HEADER
-from exprfusion.extract.settings import AudioSettings, ExtractSettings, MediaSources, VisualSettings
+from exprfusion.data.annotations import EXPR_HEADER
+from exprfusion.sources.extract.settings import AudioSettings, ExtractSettings, MediaSources, VisualSettings
 
 SAMPLE_RATE = 44_100  # the media's own rate; extraction resamples to the model's 16 kHz
 ATTENTION_WINDOW = 2  # rows each side that the test WavLM's attention can see

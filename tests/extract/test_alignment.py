@@ -9,11 +9,11 @@ import pytest
 import torch
 from extract.media_factories import write_video
 
-from exprfusion.extract.align import align_at_times
-from exprfusion.extract.audio import SpeechEncoder
-from exprfusion.extract.checkpoints import describe_checkpoint
-from exprfusion.extract.media import decode_media
-from exprfusion.extract.settings import AudioSettings
+from exprfusion.sources.extract.align import align_at_times
+from exprfusion.sources.extract.audio import SpeechEncoder
+from exprfusion.sources.extract.checkpoints import describe_checkpoint
+from exprfusion.sources.extract.media import decode_media
+from exprfusion.sources.extract.settings import AudioSettings
 
 RATE = 16_000
 

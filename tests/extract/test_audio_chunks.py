@@ -6,9 +6,9 @@ import numpy as np
 import torch
 from extract.media_factories import ATTENTION_WINDOW
 
-from exprfusion.extract.audio import SpeechEncoder
-from exprfusion.extract.checkpoints import describe_checkpoint
-from exprfusion.extract.settings import AudioSettings
+from exprfusion.sources.extract.audio import SpeechEncoder
+from exprfusion.sources.extract.checkpoints import describe_checkpoint
+from exprfusion.sources.extract.settings import AudioSettings
 
 # The test WavLM's receptive field in rows: its positional convolution reaches 2 rows back, each of its 2 attention
 # layers ATTENTION_WINDOW rows either way.

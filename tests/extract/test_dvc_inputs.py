@@ -14,7 +14,7 @@ import yaml
 from extract.media_factories import draw_face, write_tiny_tree
 from factories import copy_repository, write_official_tree
 
-from exprfusion.corpus import Corpus
+from exprfusion.data.corpus import Corpus
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 

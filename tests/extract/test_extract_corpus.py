@@ -12,13 +12,13 @@ from extract.media_factories import draw_face
 from PIL import Image
 from typer.testing import CliRunner
 
-from exprfusion import corpus_checks
 from exprfusion.cli import app
-from exprfusion.corpus import Corpus
-from exprfusion.extract.build import ExtractionFailed, extract_corpus
-from exprfusion.extract.checkpoints import folder_sha256
-from exprfusion.extract.media import decode_media
-from exprfusion.extract.settings import RunOptions
+from exprfusion.data import corpus_checks
+from exprfusion.data.corpus import Corpus
+from exprfusion.sources.extract.build import ExtractionFailed, extract_corpus
+from exprfusion.sources.extract.checkpoints import folder_sha256
+from exprfusion.sources.extract.media import decode_media
+from exprfusion.sources.extract.settings import RunOptions
 
 
 def _file_hashes(root: Path) -> dict[str, str]:
@@ -182,10 +182,10 @@ def test_extract_command_exit_status_says_whether_inputs_were_missing(tiny_tree,
 def test_mean_pooling_and_layer_choice_follow_the_settings(tiny_tree):
     from transformers import AutoFeatureExtractor, AutoImageProcessor, AutoModel
 
-    from exprfusion.extract.audio import SpeechEncoder
-    from exprfusion.extract.checkpoints import describe_checkpoint
-    from exprfusion.extract.settings import AudioSettings, VisualSettings
-    from exprfusion.extract.visual import FaceEncoder, FaceVideo
+    from exprfusion.sources.extract.audio import SpeechEncoder
+    from exprfusion.sources.extract.checkpoints import describe_checkpoint
+    from exprfusion.sources.extract.settings import AudioSettings, VisualSettings
+    from exprfusion.sources.extract.visual import FaceEncoder, FaceVideo
 
     cpu, visual_model = torch.device("cpu"), str(tiny_tree.visual_model)
     images = sorted((tiny_tree.sources.cropped_aligned / "v1").glob("*.jpg"))[:3]

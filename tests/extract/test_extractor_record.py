@@ -7,8 +7,8 @@ import hashlib
 import pyarrow.parquet as pq
 from factories import make_record, write_small_corpus
 
-from exprfusion.corpus import Corpus
-from exprfusion.corpus_writer import CorpusWriter
+from exprfusion.data.corpus import Corpus
+from exprfusion.data.corpus_writer import CorpusWriter
 
 RECORD = {"visual": {"model": "m", "revision": "abc", "layer": None, "pooling": "pooler"}, "align": "nearest"}
 

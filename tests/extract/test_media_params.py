@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from exprfusion.build_corpus import build_corpus
-from exprfusion.errors import InputError
-from exprfusion.extract.settings import ExtractSettings, RunOptions, media_from_params
+from exprfusion.core.errors import InputError
+from exprfusion.sources.build_corpus import build_corpus
+from exprfusion.sources.extract.settings import ExtractSettings, RunOptions, media_from_params
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from exprfusion.corpus import Corpus
-from exprfusion.extract.build import extract_corpus
-from exprfusion.extract.settings import RunOptions
+from exprfusion.data.corpus import Corpus
+from exprfusion.sources.extract.build import extract_corpus
+from exprfusion.sources.extract.settings import RunOptions
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 

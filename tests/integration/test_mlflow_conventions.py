@@ -14,14 +14,15 @@ from typing import Any
 import pytest
 from factories import git_repository, write_small_corpus
 
-from exprfusion import tracking
-from exprfusion.artifact import save_model
-from exprfusion.corpus import Corpus
-from exprfusion.model import FusionConfig, FusionTransformer
-from exprfusion.registry import log_and_register
-from exprfusion.train_config import TrainConfig
-from exprfusion.tune import _parent_run
-from exprfusion.tune_trial import TrialContext, _child_run
+from exprfusion.data.corpus import Corpus
+from exprfusion.model.artifact import save_model
+from exprfusion.model.fusion_config import FusionConfig
+from exprfusion.model.fusion_transformer import FusionTransformer
+from exprfusion.search.trial import TrialContext, _child_run
+from exprfusion.search.tune import _parent_run
+from exprfusion.tracking import runs as tracking
+from exprfusion.tracking.registry import log_and_register
+from exprfusion.training.train_config import TrainConfig
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -25,8 +25,8 @@ from factories import copy_repository
 from mlflow import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
-from exprfusion.corpus import Corpus, feature_path
-from exprfusion.synthetic import generate_corpus
+from exprfusion.data.corpus import Corpus, feature_path
+from exprfusion.sources.synthetic import generate_corpus
 
 pytestmark = pytest.mark.integration
 

@@ -13,22 +13,24 @@ import pytest
 import torch
 from factories import git_repository
 
-from exprfusion import tracking
-from exprfusion.artifact import load_model, save_model
-from exprfusion.corpus import Corpus
-from exprfusion.data import load_split
-from exprfusion.errors import InputError
-from exprfusion.git_info import git_commit
-from exprfusion.labels import CLASS_NAMES
-from exprfusion.lineage import dvc_out_md5, model_lineage, runs_for_corpus
-from exprfusion.model import FusionConfig, FusionTransformer
-from exprfusion.packaging import package_model
-from exprfusion.predict import predict_video
-from exprfusion.pyfunc_model import frames_table
-from exprfusion.registry import CHAMPION_ALIAS, log_and_register, training_run_id
-from exprfusion.scoring import score_split
-from exprfusion.synthetic import generate_corpus
-from exprfusion.train import TrainConfig, train_model
+from exprfusion.core.errors import InputError
+from exprfusion.core.git_info import git_commit
+from exprfusion.core.labels import CLASS_NAMES
+from exprfusion.data.corpus import Corpus
+from exprfusion.data.split_tensors import load_split
+from exprfusion.evaluation.scoring import score_split
+from exprfusion.inference.predict import predict_video
+from exprfusion.model.artifact import load_model, save_model
+from exprfusion.model.fusion_config import FusionConfig
+from exprfusion.model.fusion_transformer import FusionTransformer
+from exprfusion.sources.synthetic import generate_corpus
+from exprfusion.tracking import runs as tracking
+from exprfusion.tracking.lineage import dvc_out_md5, model_lineage, runs_for_corpus
+from exprfusion.tracking.packaging import package_model
+from exprfusion.tracking.pyfunc_model import frames_table
+from exprfusion.tracking.registry import CHAMPION_ALIAS, log_and_register, training_run_id
+from exprfusion.training.train import train_model
+from exprfusion.training.train_config import TrainConfig
 
 pytestmark = pytest.mark.integration
 

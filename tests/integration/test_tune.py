@@ -15,12 +15,12 @@ import pytest
 import ray
 from factories import write_learnable_corpus, write_small_corpus
 
-from exprfusion import tracking
-from exprfusion.corpus import Corpus
-from exprfusion.errors import InputError
-from exprfusion.labels import CLASS_NAMES
-from exprfusion.search_space import parse_tune_params
-from exprfusion.tune import run_search, write_best
+from exprfusion.core.errors import InputError
+from exprfusion.core.labels import CLASS_NAMES
+from exprfusion.data.corpus import Corpus
+from exprfusion.search.space import parse_tune_params
+from exprfusion.search.tune import run_search, write_best
+from exprfusion.tracking import runs as tracking
 
 pytestmark = pytest.mark.integration
 
@@ -29,7 +29,7 @@ GRID = {"modality_dropout": [0.0], "d_model": [16], "n_layers": [1]}  # every se
 TRAIN = {"epochs": 2, "batch_size": 4, "window": 16, "stride": 8, "eval_stride": 8, "median_kernel": 3, "lr": 3e-3}
 RESUME_SCRIPT = """
 import json, sys
-from exprfusion.tune import run_search
+from exprfusion.search.tune import run_search
 corpus, tune_params, model, train, storage = json.loads(sys.argv[1])
 run_search(corpus, tune_params, model, train, storage=storage, experiment="resume")
 """

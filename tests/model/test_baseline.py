@@ -8,7 +8,12 @@ import numpy as np
 import pytest
 from factories import make_planted_record
 
-from exprfusion.baseline import (
+from exprfusion.core.errors import InputError
+from exprfusion.core.labels import NUM_CLASSES
+from exprfusion.data.corpus import Corpus
+from exprfusion.data.corpus_writer import CorpusWriter
+from exprfusion.data.split_tensors import load_split
+from exprfusion.evaluation.baseline import (
     BaselineConfig,
     baseline_scores,
     fit_baseline,
@@ -16,12 +21,7 @@ from exprfusion.baseline import (
     sample_training_frames,
     smoothed_labels,
 )
-from exprfusion.corpus import Corpus
-from exprfusion.corpus_writer import CorpusWriter
-from exprfusion.data import load_split
-from exprfusion.errors import InputError
-from exprfusion.evaluate import EvaluateConfig, baseline_lines, baseline_report
-from exprfusion.labels import NUM_CLASSES
+from exprfusion.evaluation.evaluate import EvaluateConfig, baseline_lines, baseline_report
 
 NAN = [np.nan] * 4
 

@@ -9,19 +9,20 @@ import numpy as np
 import pytest
 from factories import make_planted_record, make_record, write_small_corpus
 
-from exprfusion.annotations import read_submission
-from exprfusion.artifact import load_model, save_model
-from exprfusion.corpus_writer import CorpusWriter
-from exprfusion.data import load_split
-from exprfusion.errors import InputError, MissingInputError
-from exprfusion.evaluate import EvaluateConfig, evaluate_model, timeline_file_name
-from exprfusion.labels import CLASS_NAMES, NUM_CLASSES
-from exprfusion.model import FusionConfig
-from exprfusion.predict import predict_video, write_split_submission
-from exprfusion.scoring import robustness_scores, score_split, scores_from_labels
-from exprfusion.train import TrainConfig, train_model
-from exprfusion.voting import vote_and_filter
-from exprfusion.windows import build_window_index
+from exprfusion.core.errors import InputError, MissingInputError
+from exprfusion.core.labels import CLASS_NAMES, NUM_CLASSES
+from exprfusion.data.annotations import read_submission
+from exprfusion.data.corpus_writer import CorpusWriter
+from exprfusion.data.split_tensors import load_split
+from exprfusion.data.windows import build_window_index
+from exprfusion.evaluation.evaluate import EvaluateConfig, evaluate_model, timeline_file_name
+from exprfusion.evaluation.scoring import robustness_scores, score_split, scores_from_labels
+from exprfusion.inference.predict import predict_video, write_split_submission
+from exprfusion.inference.voting import vote_and_filter
+from exprfusion.model.artifact import load_model, save_model
+from exprfusion.model.fusion_config import FusionConfig
+from exprfusion.training.train import train_model
+from exprfusion.training.train_config import TrainConfig
 
 TINY_MODEL = FusionConfig(d_model=16, n_layers=1, n_heads=2, modality_dropout=0.2)
 TINY_TRAIN = TrainConfig(epochs=1, batch_size=8, window=16, stride=8, eval_stride=8, median_kernel=3, lr=3e-3)

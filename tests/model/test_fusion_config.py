@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from tiny_models import tiny_config
 
-from exprfusion.model import FusionConfig
+from exprfusion.model.fusion_config import FusionConfig
 
 
 def test_config_round_trips_through_a_dict():

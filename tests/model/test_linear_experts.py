@@ -12,18 +12,20 @@ import torch.nn.functional as F
 from factories import make_planted_record
 from sklearn.linear_model import LogisticRegression
 
-from exprfusion.corpus_writer import CorpusWriter
-from exprfusion.data import load_split
-from exprfusion.expert_fit import (
+from exprfusion.data.corpus_writer import CorpusWriter
+from exprfusion.data.split_tensors import load_split
+from exprfusion.evaluation.scoring import score_split
+from exprfusion.model.fusion_config import FusionConfig
+from exprfusion.model.fusion_transformer import FusionTransformer
+from exprfusion.model.linear_experts import present_mean
+from exprfusion.training.expert_fit import (
     ABSENT_CLASS_BIAS,
     calibrate_expert_weights,
     fit_linear_experts,
     score_expert_weights,
 )
-from exprfusion.linear_experts import present_mean
-from exprfusion.model import FusionConfig, FusionTransformer
-from exprfusion.scoring import score_split
-from exprfusion.train import TrainConfig, TrainingRun, train_model
+from exprfusion.training.train import TrainingRun, train_model
+from exprfusion.training.train_config import TrainConfig
 
 # The training runs of these tests: tiny windows, no median filter (the experts' own smoothing is what is tested).
 TINY_TRAIN = TrainConfig(epochs=3, batch_size=8, window=16, stride=8, eval_stride=8, median_kernel=1, device="cpu")

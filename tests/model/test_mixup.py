@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from exprfusion.data import WindowBatch
-from exprfusion.errors import InputError
-from exprfusion.mixup import mix_windows
-from exprfusion.train_config import TrainConfig
+from exprfusion.core.errors import InputError
+from exprfusion.data.split_tensors import WindowBatch
+from exprfusion.training.mixup import mix_windows
+from exprfusion.training.train_config import TrainConfig
 
 
 def test_windows_are_blended_with_absent_frames_at_the_standardisation_mean():

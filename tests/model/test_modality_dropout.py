@@ -6,7 +6,7 @@ import pytest
 import torch
 from tiny_models import FRAMES, random_inputs, tiny_model
 
-from exprfusion.model import ModalityDropout
+from exprfusion.model.blocks import ModalityDropout
 
 
 def random_masks(batch: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

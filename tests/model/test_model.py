@@ -8,11 +8,14 @@ import torch
 from factories import write_learnable_corpus
 from tiny_models import BATCH, FRAMES, random_inputs, tiny_config, tiny_model, with_random
 
-from exprfusion.data import load_split
-from exprfusion.inference import predict_split
-from exprfusion.labels import NUM_CLASSES
-from exprfusion.model import FusionConfig, FusionTransformer, GatedFusion, ModalityDropout
-from exprfusion.train import TrainConfig, train_model
+from exprfusion.core.labels import NUM_CLASSES
+from exprfusion.data.split_tensors import load_split
+from exprfusion.inference.window_logits import predict_split
+from exprfusion.model.blocks import GatedFusion, ModalityDropout
+from exprfusion.model.fusion_config import FusionConfig
+from exprfusion.model.fusion_transformer import FusionTransformer
+from exprfusion.training.train import train_model
+from exprfusion.training.train_config import TrainConfig
 
 
 def test_logits_have_one_row_per_frame_from_float16_inputs():

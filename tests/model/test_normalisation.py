@@ -9,14 +9,16 @@ import pytest
 import torch
 from factories import make_learnable_record
 
-from exprfusion.artifact import load_model, save_model
-from exprfusion.corpus_writer import CorpusWriter
-from exprfusion.data import load_split
-from exprfusion.inference import centred_per_video, predict_split
-from exprfusion.model import FusionConfig, FusionTransformer
-from exprfusion.predict import predict_video
-from exprfusion.standardiser import FeatureStandardiser
-from exprfusion.train import TrainConfig, train_model
+from exprfusion.data.corpus_writer import CorpusWriter
+from exprfusion.data.split_tensors import load_split
+from exprfusion.inference.predict import predict_video
+from exprfusion.inference.window_logits import centred_per_video, predict_split
+from exprfusion.model.artifact import load_model, save_model
+from exprfusion.model.fusion_config import FusionConfig
+from exprfusion.model.fusion_transformer import FusionTransformer
+from exprfusion.model.standardiser import FeatureStandardiser
+from exprfusion.training.train import train_model
+from exprfusion.training.train_config import TrainConfig
 
 MODEL = FusionConfig(d_model=16, n_layers=1, n_heads=2, modality_dropout=0.1)
 TRAIN = TrainConfig(epochs=2, batch_size=8, window=16, median_kernel=3, lr=3e-3)

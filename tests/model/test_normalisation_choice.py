@@ -9,12 +9,14 @@ import pytest
 import torch
 from factories import make_planted_record
 
-from exprfusion.corpus_writer import CorpusWriter
-from exprfusion.data import load_split
-from exprfusion.errors import InputError
-from exprfusion.model import FusionConfig, FusionTransformer
-from exprfusion.normalisation_choice import choose_normalisation, resolve_normalisation
-from exprfusion.train import TrainConfig, train_model
+from exprfusion.core.errors import InputError
+from exprfusion.data.corpus_writer import CorpusWriter
+from exprfusion.data.split_tensors import load_split
+from exprfusion.model.fusion_config import FusionConfig
+from exprfusion.model.fusion_transformer import FusionTransformer
+from exprfusion.training.normalisation_choice import choose_normalisation, resolve_normalisation
+from exprfusion.training.train import train_model
+from exprfusion.training.train_config import TrainConfig
 
 
 def _identity_dominated(index: int, split: str = "train"):
@@ -98,7 +100,7 @@ def test_auto_is_resolved_before_a_model_is_built(tmp_path):
 
 def test_the_search_decides_once_on_the_trials_holdout(tmp_path):
     """The driver's choice is the one train_model would make on the same holdout; a set normalisation stands."""
-    from exprfusion.tune import _choose_normalisation
+    from exprfusion.search.tune import _choose_normalisation
 
     train, validation = _corpus(tmp_path / "corpus", _identity_dominated)
     settings = TrainConfig(holdout_fraction=0.3).to_dict()

@@ -9,11 +9,12 @@ import pytest
 import torch
 from factories import make_learnable_record
 
-from exprfusion.corpus_writer import CorpusWriter
-from exprfusion.data import holdout_split, load_split, select_videos
-from exprfusion.errors import InputError
-from exprfusion.model import FusionConfig
-from exprfusion.train import TrainConfig, train_model
+from exprfusion.core.errors import InputError
+from exprfusion.data.corpus_writer import CorpusWriter
+from exprfusion.data.split_tensors import holdout_split, load_split, select_videos
+from exprfusion.model.fusion_config import FusionConfig
+from exprfusion.training.train import train_model
+from exprfusion.training.train_config import TrainConfig
 
 MODEL = FusionConfig(d_model=16, n_layers=1, n_heads=2, modality_dropout=0.1)
 TRAIN = TrainConfig(epochs=3, batch_size=8, window=16, median_kernel=3, lr=3e-3, selection="holdout")

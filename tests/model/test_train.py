@@ -9,15 +9,16 @@ import pytest
 import torch
 from factories import write_learnable_corpus, write_small_corpus
 
-from exprfusion.artifact import load_model, save_model
-from exprfusion.corpus import Corpus
-from exprfusion.data import load_split
-from exprfusion.errors import InputError
-from exprfusion.inference import predict_split
-from exprfusion.losses import inverse_frequency_weights
-from exprfusion.metrics import macro_f1
-from exprfusion.model import FusionConfig
-from exprfusion.train import CHECKPOINT_NAME, TrainConfig, train_model, training_metadata
+from exprfusion.core.errors import InputError
+from exprfusion.data.corpus import Corpus
+from exprfusion.data.split_tensors import load_split
+from exprfusion.evaluation.metrics import macro_f1
+from exprfusion.inference.window_logits import predict_split
+from exprfusion.model.artifact import load_model, save_model
+from exprfusion.model.fusion_config import FusionConfig
+from exprfusion.training.losses import inverse_frequency_weights
+from exprfusion.training.train import CHECKPOINT_NAME, train_model, training_metadata
+from exprfusion.training.train_config import TrainConfig
 
 TINY_MODEL = FusionConfig(d_model=16, n_layers=1, n_heads=2, dropout=0.1, modality_dropout=0.2)
 # Selection on the validation split: these tests are about the training loop, whose epochs they steer by it.

@@ -20,10 +20,11 @@ from factories import write_learnable_corpus
 from servers import bentoml_serve, free_port, stop, wait_for
 from servers import start as start_server
 
-from exprfusion.artifact import save_model
-from exprfusion.corpus import Corpus
-from exprfusion.model import FusionConfig
-from exprfusion.train import TrainConfig, train_model, training_metadata
+from exprfusion.data.corpus import Corpus
+from exprfusion.model.artifact import save_model
+from exprfusion.model.fusion_config import FusionConfig
+from exprfusion.training.train import train_model, training_metadata
+from exprfusion.training.train_config import TrainConfig
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 TINY_MODEL = FusionConfig(d_model=16, n_layers=1, n_heads=2)
@@ -84,7 +85,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         "EXPRFUSION_DRIFT_WINDOW": "100000",
     }
     store = (
-        "import sys; from exprfusion.packaging import package_model, store_model; "
+        "import sys; from exprfusion.tracking.packaging import package_model, store_model; "
         "print(store_model(package_model(sys.argv[1], sys.argv[2], metrics={}, smoke_frames=32).parent))"
     )
     done = subprocess.run(

@@ -15,9 +15,9 @@ import pytest
 from typer.testing import CliRunner
 
 from exprfusion.cli import app
-from exprfusion.drift_report import drift_series, log_files, read_request_log, request_record
-from exprfusion.errors import InputError
-from exprfusion.request_log import RequestLog, worker_log_path
+from exprfusion.core.errors import InputError
+from exprfusion.monitoring.drift_report import drift_series, log_files, read_request_log, request_record
+from exprfusion.monitoring.request_log import RequestLog, worker_log_path
 
 REFERENCE = [0.5, 0.5, 0, 0, 0, 0, 0, 0]
 T0 = 1_764_460_800.0  # 2025-11-30 00:00:00 UTC

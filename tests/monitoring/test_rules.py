@@ -1,7 +1,8 @@
 """The shipped Prometheus config and rules: ``promtool check``, and ``promtool test rules`` on planted series.
 
 The planted counters grow at known per-minute rates on two instances; the expected drift is
-:func:`exprfusion.drift.js_distance` of the summed rates against the planted reference, the expected missing-face
+:func:`exprfusion.monitoring.drift.js_distance` of the summed rates against the planted reference, the expected
+missing-face
 ratio a hand computation, and the alerts fire (or not) after their ``for:`` durations.
 """
 
@@ -16,8 +17,8 @@ import numpy as np
 import pytest
 import yaml
 
-from exprfusion.drift import js_distance
-from exprfusion.labels import CLASS_NAMES
+from exprfusion.core.labels import CLASS_NAMES
+from exprfusion.monitoring.drift import js_distance
 
 MONITORING = Path(__file__).resolve().parents[2] / "monitoring"
 REFERENCE = np.array([0.30, 0.05, 0.05, 0.10, 0.20, 0.15, 0.10, 0.05])
@@ -123,7 +124,10 @@ def test_dashboard_queries_are_promql_over_recorded_or_exported_series(prometheu
     used = set(re.findall(r"exprfusion:[a-z0-9_:]+", " ".join(expressions) + alerts))
     assert used <= recorded, used - recorded  # every recorded series a panel or alert reads is recorded
     exported = set(
-        re.findall(r'name="(exprfusion_[a-z_]+)"', (MONITORING.parent / "serving" / "metrics.py").read_text())
+        re.findall(
+            r'name="(exprfusion_[a-z_]+)"',
+            (MONITORING.parent / "src" / "exprfusion" / "service" / "metrics.py").read_text(),
+        )
     )
     read = set(re.findall(r"\b(exprfusion_[a-z_]+?)(?:_bucket)?\b", " ".join(expressions) + alerts))
     assert read <= exported, read - exported  # every raw metric they read is one the service exports

@@ -2,7 +2,8 @@
 a real Prometheus scraping it with the shipped rules (durations shortened) until the alerts fire.
 
 Expected values come from offline prediction of the same frames (``predict_video``), the masks the test built, and
-:mod:`exprfusion.drift`; the Jensen–Shannon distance from the counters is recomputed with the rule's own formula.
+:mod:`exprfusion.monitoring.drift`; the Jensen–Shannon distance from the counters is recomputed with the rule's own
+formula.
 """
 
 from __future__ import annotations
@@ -19,12 +20,12 @@ import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from exprfusion.artifact import load_model
-from exprfusion.corpus import Corpus
-from exprfusion.drift import drift_report
-from exprfusion.drift_report import read_request_log, write_drift_report
-from exprfusion.labels import CLASS_NAMES
-from exprfusion.predict import predict_video
+from exprfusion.core.labels import CLASS_NAMES
+from exprfusion.data.corpus import Corpus
+from exprfusion.inference.predict import predict_video
+from exprfusion.model.artifact import load_model
+from exprfusion.monitoring.drift import drift_report
+from exprfusion.monitoring.drift_report import read_request_log, write_drift_report
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -141,7 +142,7 @@ def test_metrics_of_two_workers_equal_the_requests(served):
     assert len(window_frames) == 2, f"one worker took every request: {window_frames}"
     assert sum(window_frames.values()) == labels.size
 
-    # Drift as Prometheus derives it from these series equals exprfusion.drift offline for the same frames.
+    # Drift as Prometheus derives it from these series equals exprfusion.monitoring.drift offline for the same frames.
     reference = _by_label(samples, "exprfusion_reference_share", "class_name")
     reference = np.array([reference[name] for name in CLASS_NAMES])
     np.testing.assert_allclose(reference, prior, rtol=1e-12)

@@ -18,10 +18,11 @@ import pytest
 from factories import write_learnable_corpus
 from servers import bentoml_serve, package_bento, stop
 
-from exprfusion.artifact import save_model
-from exprfusion.corpus import Corpus
-from exprfusion.model import FusionConfig
-from exprfusion.train import TrainConfig, train_model, training_metadata
+from exprfusion.data.corpus import Corpus
+from exprfusion.model.artifact import save_model
+from exprfusion.model.fusion_config import FusionConfig
+from exprfusion.training.train import train_model, training_metadata
+from exprfusion.training.train_config import TrainConfig
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 BODY_LIMIT = 4_000_000  # bytes; the default (1 GiB) is too large to send in a test

@@ -22,10 +22,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from exprfusion.artifact import load_model
-from exprfusion.corpus import Corpus
-from exprfusion.labels import CLASS_NAMES
-from exprfusion.predict import predict_npz, predict_video
+from exprfusion.core.labels import CLASS_NAMES
+from exprfusion.data.corpus import Corpus
+from exprfusion.inference.predict import predict_npz, predict_video
+from exprfusion.model.artifact import load_model
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 MAX_FRAMES = 108_000  # the service's default: one hour at 30 fps

@@ -1,4 +1,5 @@
-"""The one input check behind ``exprfusion predict`` and the service (exprfusion.video_input), without a server."""
+"""The one input check behind ``exprfusion predict`` and the service (exprfusion.inference.feature_arrays), without a
+server."""
 
 from __future__ import annotations
 
@@ -7,10 +8,10 @@ import io
 import numpy as np
 import pytest
 
-from exprfusion.errors import InputError
-from exprfusion.model import FusionConfig
-from exprfusion.predict import read_video_npz
-from exprfusion.video_input import TooLargeInputError, check_video_arrays, read_video_npz_source
+from exprfusion.core.errors import InputError
+from exprfusion.inference.feature_arrays import TooLargeInputError, check_video_arrays, read_video_npz_source
+from exprfusion.inference.predict import read_video_npz
+from exprfusion.model.fusion_config import FusionConfig
 
 CONFIG = FusionConfig(visual_dim=8, audio_dim=6, d_model=16, n_layers=1, n_heads=2)
 

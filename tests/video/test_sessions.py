@@ -2,31 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 
-from exprfusion.artifact import InferenceSettings
-from exprfusion.model import FusionConfig, FusionTransformer
-from exprfusion.streaming import StreamingPredictor
-
-REPOSITORY = Path(__file__).resolve().parents[2]
-
-
-def _sessions_module():
-    """serving/sessions.py (``serving`` here would name the tests/serving folder)."""
-    spec = importlib.util.spec_from_file_location("serving_sessions", REPOSITORY / "serving" / "sessions.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
-sessions = _sessions_module()
-SessionStore, TooManySessions, UnknownSession = sessions.SessionStore, sessions.TooManySessions, sessions.UnknownSession
+from exprfusion.inference.streaming import StreamingPredictor
+from exprfusion.model.artifact import InferenceSettings
+from exprfusion.model.fusion_config import FusionConfig
+from exprfusion.model.fusion_transformer import FusionTransformer
+from exprfusion.service.sessions import SessionStore, TooManySessions, UnknownSession
 
 
 def test_the_bound_holds_until_an_idle_session_expires():

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from exprfusion.artifact import InferenceSettings
-from exprfusion.model import FusionConfig, FusionTransformer
-from exprfusion.predict import predict_video
-from exprfusion.streaming import StreamingPredictor, delay_frames
+from exprfusion.inference.predict import predict_video
+from exprfusion.inference.streaming import StreamingPredictor, delay_frames
+from exprfusion.model.artifact import InferenceSettings
+from exprfusion.model.fusion_config import FusionConfig
+from exprfusion.model.fusion_transformer import FusionTransformer
 
 # stride 3 does not divide 203 - 16, so the offline pipeline adds an end-aligned window the stream cannot foresee
 INFERENCE = InferenceSettings(window=16, stride=3, median_kernel=5)

@@ -11,11 +11,12 @@ import pandas as pd
 import pytest
 from video.video_factories import BLANK_FRAMES, FPS, FRAME_SIZE, N_FRAMES, save_tiny_artefact
 
-from exprfusion.artifact import load_model
-from exprfusion.errors import InputError, MissingInputError
-from exprfusion.overlay import STRIP_HEIGHT
-from exprfusion.predict import predict_video
-from exprfusion.video_predict import VideoFeatureExtractor, extractor_of, predict_video_path
+from exprfusion.core.errors import InputError, MissingInputError
+from exprfusion.inference.predict import predict_video
+from exprfusion.model.artifact import load_model
+from exprfusion.video.overlay import STRIP_HEIGHT
+from exprfusion.video.prediction import VideoFeatureExtractor, extractor_of
+from exprfusion.video.video_file import predict_video_path
 
 
 def test_one_label_per_frame_with_times_and_blanked_faces_masked(cli_run):

@@ -18,8 +18,8 @@ import pytest
 from servers import bentoml_serve, package_bento, stop
 from video.video_factories import N_FRAMES, write_face_video
 
-from exprfusion.artifact import load_model
-from exprfusion.predict import predict_video
+from exprfusion.inference.predict import predict_video
+from exprfusion.model.artifact import load_model
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 

@@ -11,10 +11,11 @@ import torch
 from extract.media_factories import SAMPLE_RATE
 from PIL import Image, ImageDraw, ImageFilter
 
-from exprfusion.artifact import InferenceSettings, save_model
-from exprfusion.extract.build import extractor_record
-from exprfusion.extract.settings import AudioSettings, ExtractSettings, VisualSettings
-from exprfusion.model import FusionConfig, FusionTransformer
+from exprfusion.model.artifact import InferenceSettings, save_model
+from exprfusion.model.fusion_config import FusionConfig
+from exprfusion.model.fusion_transformer import FusionTransformer
+from exprfusion.sources.extract.build import extractor_record
+from exprfusion.sources.extract.settings import AudioSettings, ExtractSettings, VisualSettings
 
 FPS = 10
 N_FRAMES = 30

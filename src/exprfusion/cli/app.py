@@ -8,8 +8,8 @@ from typing import Any
 
 import typer
 
-from exprfusion.errors import InputError
-from exprfusion.stage import INPUT_ERROR_STATUS, report_input_error
+from exprfusion.core.errors import InputError
+from exprfusion.core.stage_runner import INPUT_ERROR_STATUS, report_input_error
 
 app = typer.Typer(
     name="exprfusion",

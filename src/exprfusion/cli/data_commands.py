@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from exprfusion.cli.app import app, clean_errors
-from exprfusion.progress import console
+from exprfusion.core.progress import console
 
 
 @app.command()
@@ -30,8 +30,8 @@ def synth(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing corpus at OUT.")] = False,
 ) -> None:
     """Generate the Aff-Wild2-shaped synthetic corpus."""
-    from exprfusion.progress import progress_callback
-    from exprfusion.synthetic import generate_corpus, resolve_profile
+    from exprfusion.core.progress import progress_callback
+    from exprfusion.sources.synthetic import generate_corpus, resolve_profile
 
     # Bad options are reported before the progress bar starts.
     settings = resolve_profile(profile, visual_dim=visual_dim, audio_dim=audio_dim, missing_face_rate=missing_face_rate)
@@ -57,8 +57,8 @@ def import_(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing corpus at OUT.")] = False,
 ) -> None:
     """Import precomputed per-video features and official annotations into the corpus layout."""
-    from exprfusion.importer import ImportSources, import_corpus
-    from exprfusion.progress import progress_callback
+    from exprfusion.core.progress import progress_callback
+    from exprfusion.sources.importer import ImportSources, import_corpus
 
     sources = ImportSources(
         annotations=annotations,
@@ -108,9 +108,9 @@ def extract(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing corpus at OUT.")] = False,
 ) -> None:
     """Extract BEiT face and WavLM audio features from Aff-Wild2 media into a corpus (resumable)."""
-    from exprfusion.extract.build import extract_corpus
-    from exprfusion.extract.settings import ExtractSettings, MediaSources, RunOptions, with_overrides
-    from exprfusion.progress import progress_callback
+    from exprfusion.core.progress import progress_callback
+    from exprfusion.sources.extract.build import extract_corpus
+    from exprfusion.sources.extract.settings import ExtractSettings, MediaSources, RunOptions, with_overrides
 
     sources = MediaSources(annotations, cropped_aligned, videos, test_list)
     sources.check_paths_exist()  # before the progress bar starts
@@ -168,8 +168,13 @@ def describe(
     verify: Annotated[bool, typer.Option(help="Also recompute every video's content hash.")] = False,
 ) -> None:
     """Print per split the class distribution, missing-face rate, fps mix and frame counts."""
-    from exprfusion.corpus import Corpus
-    from exprfusion.describe import class_distribution, fps_mix, plot_class_distribution, split_summary
+    from exprfusion.data.corpus import Corpus
+    from exprfusion.evaluation.corpus_description import (
+        class_distribution,
+        fps_mix,
+        plot_class_distribution,
+        split_summary,
+    )
 
     data = Corpus(corpus)
     source = data.info.get("source", "")
@@ -208,8 +213,8 @@ def validate(
     """Run the corpus expectations (the `validate` stage's checks); exit 2 naming each failing video."""
     import dataclasses
 
-    from exprfusion.corpus_checks import ValidationSettings, validate_corpus
-    from exprfusion.progress import progress_callback
+    from exprfusion.core.progress import progress_callback
+    from exprfusion.data.corpus_checks import ValidationSettings, validate_corpus
 
     overrides = {
         "verify_hashes": verify_hashes,

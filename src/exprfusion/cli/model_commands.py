@@ -9,8 +9,8 @@ import typer
 from rich.table import Table
 
 from exprfusion.cli.app import app, clean_errors
-from exprfusion.errors import InputError
-from exprfusion.progress import console
+from exprfusion.core.errors import InputError
+from exprfusion.core.progress import console
 
 
 def _given(**options: Any) -> dict[str, Any]:
@@ -66,13 +66,13 @@ def train(
     ] = None,
 ) -> None:
     """Train the fusion model on a corpus and write the model artefact (weights, config, inference settings)."""
-    from exprfusion.corpus import Corpus
+    from exprfusion.data.corpus import Corpus
 
     data = Corpus(corpus)  # a missing corpus is reported before torch is imported
-    from exprfusion.artifact import save_model
-    from exprfusion.model import FusionConfig
-    from exprfusion.progress import progress_callback
-    from exprfusion.train import TrainConfig, train_model, training_metadata
+    from exprfusion.core.progress import progress_callback
+    from exprfusion.model.artifact import save_model
+    from exprfusion.model.fusion_transformer import FusionConfig
+    from exprfusion.training.train import TrainConfig, train_model, training_metadata
 
     model_config = FusionConfig.from_dict(
         _given(d_model=d_model, n_layers=n_layers, n_heads=n_heads, modality_dropout=modality_dropout, fusion=fusion)
@@ -137,8 +137,8 @@ def evaluate(
 
     Also scores a logistic-regression baseline fitted on the corpus's train split, and warns if the model trails it.
     """
-    from exprfusion.evaluate import EvaluateConfig, baseline_lines, evaluate_model
-    from exprfusion.progress import progress_callback
+    from exprfusion.core.progress import progress_callback
+    from exprfusion.evaluation.evaluate import EvaluateConfig, baseline_lines, evaluate_model
 
     config = EvaluateConfig.from_dict(
         _given(
@@ -211,7 +211,7 @@ def _predict_video_file(
         raise InputError("--video goes alone: not with --features, --corpus or --submission")
     if out is None and overlay is None:
         raise InputError("--video needs --out FILE.csv and/or --overlay FILE.mp4")
-    from exprfusion.video_predict import predict_video_path
+    from exprfusion.video.video_file import predict_video_path
 
     for written in predict_video_path(model, video, out, overlay=overlay, probabilities=probabilities, **settings):
         console.print(f"wrote {written}", highlight=False)
@@ -260,8 +260,8 @@ def predict(
     if overlay is not None:
         raise InputError("--overlay goes with --video")
     target = _prediction_target(features, out, corpus, submission, probabilities)  # before the slow imports
-    from exprfusion.predict import predict_npz, write_split_submission
-    from exprfusion.progress import progress_callback
+    from exprfusion.core.progress import progress_callback
+    from exprfusion.inference.predict import predict_npz, write_split_submission
 
     settings = _given(batch_size=batch_size, device=device)
     if target == "features":

@@ -8,8 +8,8 @@ from typing import Annotated
 import typer
 
 from exprfusion.cli.app import app, clean_errors
-from exprfusion.drift_report import write_drift_report
-from exprfusion.progress import console
+from exprfusion.core.progress import console
+from exprfusion.monitoring.drift_report import write_drift_report
 
 
 @app.command("drift-report")

@@ -1,0 +1,2 @@
+"""The data contract: official annotations, the corpus layout (reader, writer, manifest), windows, split tensors,
+corpus checks (Great Expectations)."""

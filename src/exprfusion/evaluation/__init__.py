@@ -1,0 +1,1 @@
+"""Scores and figures: metrics, the one scoring path, the linear baseline, evaluation of a model, plots."""

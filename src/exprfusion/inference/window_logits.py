@@ -1,0 +1,168 @@
+"""Model inference: window logits over one video or a stacked split, then the one voting and filtering path.
+
+A single video and a whole split go through the same functions: both are frame streams (visual, audio, face mask,
+audio mask) with a :class:`~exprfusion.data.windows.WindowIndex` over them; a split's index spans many videos, a
+video's index spans one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Protocol
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from exprfusion.core.devices import autocast_for
+from exprfusion.core.errors import InputError
+from exprfusion.data.split_tensors import SplitData, gather_inputs
+from exprfusion.data.windows import WindowIndex, build_window_index, window_batches
+from exprfusion.inference.voting import FramePrediction, soft_vote, vote_and_filter
+from exprfusion.model.artifact import InferenceSettings
+from exprfusion.model.fusion_transformer import FusionTransformer
+
+# Windows per forward pass at inference: large enough to keep the model busy, small enough for any GPU or CPU.
+INFERENCE_BATCH_SIZE = 64
+
+
+class FrameStreams(Protocol):
+    """The per-frame inputs of the model, stacked over one or many videos (a ``SplitData`` is one)."""
+
+    visual: Tensor  # (N, Dv)
+    audio: Tensor  # (N, Da)
+    face_mask: Tensor  # (N,) bool
+    audio_mask: Tensor  # (N,) bool
+
+
+def _as_tensor(values: np.ndarray | Tensor, dtype: type | None = None) -> Tensor:
+    """A CPU tensor of ``values``; read-only arrays (memory maps) are copied, as torch needs writable memory."""
+    if isinstance(values, Tensor):
+        values = values.detach().cpu().numpy()
+    array = np.asarray(values, dtype=dtype)
+    return torch.from_numpy(array if array.flags.writeable else array.copy())
+
+
+@dataclass(frozen=True)
+class VideoFrames:
+    """One video's frame streams, checked for matching lengths."""
+
+    visual: Tensor  # (n, Dv)
+    audio: Tensor  # (n, Da)
+    face_mask: Tensor  # (n,) bool
+    audio_mask: Tensor  # (n,) bool
+
+    @classmethod
+    def from_arrays(
+        cls,
+        visual: np.ndarray | Tensor,
+        audio: np.ndarray | Tensor,
+        face_mask: np.ndarray | Tensor,
+        audio_mask: np.ndarray | Tensor,
+    ) -> VideoFrames:
+        """Build from arrays or tensors; shapes that do not describe one video of ``n >= 1`` frames are refused."""
+        visual, audio = _as_tensor(visual), _as_tensor(audio)
+        face_mask, audio_mask = _as_tensor(face_mask, bool), _as_tensor(audio_mask, bool)
+        n = int(visual.shape[0]) if visual.ndim == 2 else -1
+        if not (audio.ndim == 2 and audio.shape[0] == n and face_mask.shape == (n,) and audio_mask.shape == (n,)):
+            raise InputError(
+                f"expected visual [n, Dv], audio [n, Da], face_mask [n], audio_mask [n]; got {tuple(visual.shape)}, "
+                f"{tuple(audio.shape)}, {tuple(face_mask.shape)}, {tuple(audio_mask.shape)}"
+            )
+        if n < 1:
+            raise InputError("a video needs at least one frame")
+        return cls(visual=visual, audio=audio, face_mask=face_mask, audio_mask=audio_mask)
+
+    @property
+    def n_frames(self) -> int:
+        """Frames in the video."""
+        return int(self.visual.shape[0])
+
+    def window_index(self, window: int, stride: int) -> WindowIndex:
+        """The windows over this one video."""
+        return build_window_index([self.n_frames], window, stride)
+
+
+def centred_per_video(frames: FrameStreams, lengths: np.ndarray, offsets: np.ndarray) -> tuple[Tensor, Tensor]:
+    """Visual and audio features with each video's mean over its present frames subtracted (absent rows untouched).
+
+    What a face embedding says about who the person is, and what a recording says about its room, is roughly constant
+    over a video; removing it leaves the expression. Computed over the whole video, so it needs the whole video.
+    """
+    centred = []
+    for features, present in ((frames.visual, frames.face_mask), (frames.audio, frames.audio_mask)):
+        values = features.float().clone()
+        for offset, length in zip(offsets.tolist(), lengths.tolist(), strict=True):
+            rows = slice(offset, offset + length)
+            mask = present[rows].bool()
+            if mask.any():
+                values[rows][mask] -= values[rows][mask].mean(dim=0)
+        centred.append(values)
+    return centred[0], centred[1]
+
+
+def centred_split(data: SplitData) -> SplitData:
+    """``data`` with each video's mean over its present frames subtracted from each stream (:func:`centred_per_video`
+    over the split's own videos)."""
+    visual, audio = centred_per_video(data, data.lengths, data.offsets)
+    return replace(data, visual=visual, audio=audio)
+
+
+def _model_view(model: FusionTransformer, frames: FrameStreams, index: WindowIndex) -> FrameStreams:
+    """The frames as the model reads them: centred per video when its normalisation asks for it."""
+    if model.config.normalisation != "video":
+        return frames
+    visual, audio = centred_per_video(frames, index.lengths, index.offsets)
+    return VideoFrames(visual=visual, audio=audio, face_mask=frames.face_mask, audio_mask=frames.audio_mask)
+
+
+@torch.no_grad()
+def window_logits(
+    model: FusionTransformer, frames: FrameStreams, index: WindowIndex, batch_size: int = INFERENCE_BATCH_SIZE
+) -> np.ndarray:
+    """Logits of every window of ``index`` over ``frames``, as float32 ``(W, window, C)``."""
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    frames = _model_view(model, frames, index)
+    source = frames.visual.device
+    rows = torch.from_numpy(index.rows).to(source)
+    valid = torch.from_numpy(index.valid).to(source)
+    outputs = []
+    for batch_ids in window_batches(index.n_windows, batch_size):
+        ids = torch.from_numpy(batch_ids).to(source)
+        inputs = (tensor.to(device) for tensor in gather_inputs(frames, rows[ids], valid[ids]))
+        with autocast_for(device):
+            logits = model(*inputs)
+        outputs.append(logits.float().cpu().numpy())
+    model.train(was_training)
+    return np.concatenate(outputs)
+
+
+def predict_frames(
+    model: FusionTransformer,
+    frames: FrameStreams,
+    index: WindowIndex,
+    median_kernel: int,
+    batch_size: int = INFERENCE_BATCH_SIZE,
+) -> FramePrediction:
+    """Overlapping windows → per-frame logit soft voting → argmax → median filter inside each video."""
+    return vote_and_filter(window_logits(model, frames, index, batch_size), index, median_kernel)
+
+
+def predict_split(
+    model: FusionTransformer, data: FrameStreams, inference: InferenceSettings, batch_size: int = INFERENCE_BATCH_SIZE
+) -> FramePrediction:
+    """The served pipeline over every video of a stacked split (``data`` has ``window_index``)."""
+    index = data.window_index(inference.window, inference.stride)
+    return predict_frames(model, data, index, inference.median_kernel, batch_size)
+
+
+def single_pass_labels(
+    model: FusionTransformer, data: FrameStreams, window: int, batch_size: int = INFERENCE_BATCH_SIZE
+) -> np.ndarray:
+    """One prediction per frame from non-overlapping windows: no voting, no median filter."""
+    index = data.window_index(window, window)
+    logits = window_logits(model, data, index, batch_size)
+    # Non-overlapping windows cover each frame once (the last, end-aligned window may overlap: voting settles it).
+    return soft_vote(logits, index.rows, index.valid, index.n_rows).argmax(axis=1)

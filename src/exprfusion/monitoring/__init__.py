@@ -1,0 +1,1 @@
+"""Production monitoring: drift statistics, the request log, the drift report."""

@@ -1,0 +1,1 @@
+"""Raw video in: face detection and cropping, video-file prediction, the overlay."""
