@@ -118,9 +118,17 @@ def _model_view(model: FusionTransformer, frames: FrameStreams, index: WindowInd
 
 @torch.no_grad()
 def window_logits(
-    model: FusionTransformer, frames: FrameStreams, index: WindowIndex, batch_size: int = INFERENCE_BATCH_SIZE
+    model: FusionTransformer,
+    frames: FrameStreams,
+    index: WindowIndex,
+    batch_size: int = INFERENCE_BATCH_SIZE,
+    precision: str = "auto",
 ) -> np.ndarray:
-    """Logits of every window of ``index`` over ``frames``, as float32 ``(W, window, C)``."""
+    """Logits of every window of ``index`` over ``frames``, as float32 ``(W, window, C)``.
+
+    ``precision`` is the autocast of the forward passes (:func:`~exprfusion.core.devices.autocast_for`): ``auto``
+    (bf16 where the device computes it natively), ``fp32`` or ``bf16``.
+    """
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -132,7 +140,7 @@ def window_logits(
     for batch_ids in window_batches(index.n_windows, batch_size):
         ids = torch.from_numpy(batch_ids).to(source)
         inputs = (tensor.to(device) for tensor in gather_inputs(frames, rows[ids], valid[ids]))
-        with autocast_for(device):
+        with autocast_for(device, precision):
             logits = model(*inputs)
         outputs.append(logits.float().cpu().numpy())
     model.train(was_training)
@@ -145,24 +153,33 @@ def predict_frames(
     index: WindowIndex,
     median_kernel: int,
     batch_size: int = INFERENCE_BATCH_SIZE,
+    precision: str = "auto",
 ) -> FramePrediction:
     """Overlapping windows → per-frame logit soft voting → argmax → median filter inside each video."""
-    return vote_and_filter(window_logits(model, frames, index, batch_size), index, median_kernel)
+    return vote_and_filter(window_logits(model, frames, index, batch_size, precision), index, median_kernel)
 
 
 def predict_split(
-    model: FusionTransformer, data: FrameStreams, inference: InferenceSettings, batch_size: int = INFERENCE_BATCH_SIZE
+    model: FusionTransformer,
+    data: FrameStreams,
+    inference: InferenceSettings,
+    batch_size: int = INFERENCE_BATCH_SIZE,
+    precision: str = "auto",
 ) -> FramePrediction:
     """The served pipeline over every video of a stacked split (``data`` has ``window_index``)."""
     index = data.window_index(inference.window, inference.stride)
-    return predict_frames(model, data, index, inference.median_kernel, batch_size)
+    return predict_frames(model, data, index, inference.median_kernel, batch_size, precision)
 
 
 def single_pass_labels(
-    model: FusionTransformer, data: FrameStreams, window: int, batch_size: int = INFERENCE_BATCH_SIZE
+    model: FusionTransformer,
+    data: FrameStreams,
+    window: int,
+    batch_size: int = INFERENCE_BATCH_SIZE,
+    precision: str = "auto",
 ) -> np.ndarray:
     """One prediction per frame from non-overlapping windows: no voting, no median filter."""
     index = data.window_index(window, window)
-    logits = window_logits(model, data, index, batch_size)
+    logits = window_logits(model, data, index, batch_size, precision)
     # Non-overlapping windows cover each frame once (the last, end-aligned window may overlap: voting settles it).
     return soft_vote(logits, index.rows, index.valid, index.n_rows).argmax(axis=1)
