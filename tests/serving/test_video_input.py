@@ -65,3 +65,18 @@ def test_bytes_and_a_file_of_the_same_archive_give_the_same_arrays(tmp_path):
     for name in from_file:
         np.testing.assert_array_equal(from_file[name], from_bytes[name])
         assert from_file[name].dtype == from_bytes[name].dtype
+
+
+@pytest.mark.parametrize("dtype", [">f2", ">f4", ">f8"])
+def test_big_endian_arrays_are_read_in_native_byte_order_with_the_same_values(dtype):
+    rng = np.random.default_rng(1)
+    native = {"visual": rng.standard_normal((5, 8)), "audio": rng.standard_normal((5, 6))}
+    swapped = {name: array.astype(dtype) for name, array in native.items()}
+    assert not swapped["visual"].dtype.isnative  # control: the archive really holds big-endian arrays
+    video = read_video_npz_source(npz(**swapped), "request", config=CONFIG)
+    for name in ("visual", "audio"):
+        assert video[name].dtype.isnative
+        np.testing.assert_array_equal(video[name], native[name].astype(dtype).astype(video[name].dtype))
+    from exprfusion.inference.window_logits import _as_tensor
+
+    _as_tensor(video["visual"])  # torch.from_numpy refuses non-native byte order

@@ -66,13 +66,15 @@ class TooLargeInputError(InputError):
 
 
 def _as_array(value: Any, label: str) -> np.ndarray:
-    """``value`` as an array; nested lists of unequal lengths are refused with a message naming ``label``."""
-    if isinstance(value, np.ndarray):
-        return value
-    try:
-        return np.asarray(value)
-    except (ValueError, TypeError) as error:
-        raise InputError(f"{label} must be a table with one row of equal length per frame ({error})") from None
+    """``value`` as an array in native byte order; ragged nested lists are refused with a message naming ``label``."""
+    if not isinstance(value, np.ndarray):
+        try:
+            value = np.asarray(value)
+        except (ValueError, TypeError) as error:
+            raise InputError(f"{label} must be a table with one row of equal length per frame ({error})") from None
+    if not value.dtype.isnative:  # a big-endian archive ('>f4'): torch reads native byte order only
+        value = value.astype(value.dtype.newbyteorder("="))
+    return value
 
 
 def _first_frame(bad_rows: np.ndarray) -> int:
