@@ -213,6 +213,11 @@ def test_masked_frames_do_not_leak_their_features(model_path):
     _, probabilities = predict_video(model, inference, visual, audio, no_face, with_audio)
     _, scrambled = predict_video(model, inference, visual * 100, audio, no_face, with_audio)
     np.testing.assert_allclose(probabilities, scrambled, atol=1e-6)
+    # Control: where the face is seen, the same change to the visual features does move the output.
+    with_face = np.ones(40, bool)
+    _, seen = predict_video(model, inference, visual, audio, with_face, with_audio)
+    _, seen_scrambled = predict_video(model, inference, visual * 100, audio, with_face, with_audio)
+    assert np.abs(seen - seen_scrambled).max() > 1e-3, "visual features seen by the model must change its output"
 
 
 def test_submission_matches_per_video_prediction(model_path, corpus, tmp_path):
