@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from exprfusion.core.labels import CLASS_NAMES
-from exprfusion.evaluation.plots import plot_ablation, plot_confusion_matrix, plot_per_class_f1
+from exprfusion.evaluation.plots import in_class_order, plot_ablation, plot_confusion_matrix, plot_per_class_f1
 
 
 def _assert_png(path: Path) -> None:
@@ -43,3 +43,20 @@ def test_ablation_plot_without_rows_is_an_error(tmp_path):
     with pytest.raises(ValueError, match="no ablation rows"):
         plot_ablation({}, tmp_path / "ablation.png")
     assert not (tmp_path / "ablation.png").exists()
+
+
+def test_per_class_bars_follow_the_official_class_order_not_the_mapping_order():
+    alphabetical = {name: 0.5 for name in sorted(CLASS_NAMES)}
+    assert list(alphabetical) != list(CLASS_NAMES)  # control: the mapping's own order differs
+    assert in_class_order(alphabetical) == [
+        "Neutral",
+        "Anger",
+        "Disgust",
+        "Fear",
+        "Happiness",
+        "Sadness",
+        "Surprise",
+        "Other",
+    ]
+    with pytest.raises(ValueError, match="unknown class names"):
+        in_class_order({"Joy": 1.0})

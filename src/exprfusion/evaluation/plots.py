@@ -32,8 +32,11 @@ def save_figure(figure: Any, path: str | Path) -> Path:
     return path
 
 
-def plot_confusion_matrix(cm: np.ndarray, path: str | Path) -> Path:
-    """Write the confusion matrix as a PNG: colours row-normalised (recall per true class), cells counts."""
+def plot_confusion_matrix(cm: np.ndarray, path: str | Path, title: str = "Confusion matrix") -> Path:
+    """Write the confusion matrix as a PNG: colours row-normalised (recall per true class), cells counts.
+
+    ``title`` names what was scored (split and model), e.g. ``"Confusion matrix, validation, exprfusion-fusion v3"``.
+    """
     cm = np.asarray(cm)
     if cm.shape != (NUM_CLASSES, NUM_CLASSES):
         raise ValueError(f"expected a {NUM_CLASSES}x{NUM_CLASSES} matrix, got shape {cm.shape}")
@@ -49,6 +52,7 @@ def plot_confusion_matrix(cm: np.ndarray, path: str | Path) -> Path:
     axes.set_yticks(ticks, CLASS_NAMES)
     axes.set_xlabel("predicted")
     axes.set_ylabel("true")
+    axes.set_title(title)
     for (true_class, predicted_class), count in np.ndenumerate(cm):
         colour = "white" if normalised[true_class, predicted_class] > 0.5 else "black"
         axes.text(predicted_class, true_class, str(count), ha="center", va="center", fontsize=8, color=colour)
@@ -56,9 +60,19 @@ def plot_confusion_matrix(cm: np.ndarray, path: str | Path) -> Path:
     return save_figure(figure, path)
 
 
-def plot_per_class_f1(per_class: Mapping[str, float], path: str | Path) -> Path:
-    """Write a bar chart of per-class F1 scores, with their macro mean as a dashed line, as a PNG."""
-    names = list(per_class)
+def in_class_order(per_class: Mapping[str, float]) -> list[str]:
+    """The class names of ``per_class`` in the official order (Neutral … Other), whatever order the mapping has."""
+    unknown = sorted(set(per_class) - set(CLASS_NAMES))
+    if unknown:
+        raise ValueError(f"unknown class names {unknown}; known: {list(CLASS_NAMES)}")
+    return [name for name in CLASS_NAMES if name in per_class]
+
+
+def plot_per_class_f1(per_class: Mapping[str, float], path: str | Path, title: str = "F1 per class") -> Path:
+    """Write a bar chart of per-class F1 scores in the official class order, with their macro mean dashed, as a PNG."""
+    names = [name for name in CLASS_NAMES if name in per_class] + [
+        name for name in per_class if name not in CLASS_NAMES
+    ]
     scores = [per_class[name] for name in names]
 
     figure = new_figure(7.5, 4.5)
@@ -70,12 +84,15 @@ def plot_per_class_f1(per_class: Mapping[str, float], path: str | Path) -> Path:
         axes.legend(loc="upper right")
     axes.set_ylim(0.0, 1.05)
     axes.set_ylabel("F1")
+    axes.set_title(title)
     axes.tick_params(axis="x", labelrotation=45)
     figure.tight_layout()
     return save_figure(figure, path)
 
 
-def plot_robustness(fractions: Sequence[float], scores: Sequence[float], path: str | Path) -> Path:
+def plot_robustness(
+    fractions: Sequence[float], scores: Sequence[float], path: str | Path, title: str = "Robustness to missing faces"
+) -> Path:
     """Write macro-F1 against the share of face frames masked as a PNG, with the mean (robustness AUC) in the title.
 
     Args:
@@ -94,7 +111,7 @@ def plot_robustness(fractions: Sequence[float], scores: Sequence[float], path: s
     axes.set_ylim(0.0, max(1.0, max(scores) + 0.05))
     axes.set_xlabel("share of face frames masked (bursts)")
     axes.set_ylabel("macro F1")
-    axes.set_title(f"Robustness to missing faces (mean macro F1 {np.mean(scores):.3f})")
+    axes.set_title(f"{title} (mean macro F1 {np.mean(scores):.3f})")
     axes.grid(alpha=0.3)
     figure.tight_layout()
     return save_figure(figure, path)
