@@ -110,10 +110,25 @@ def test_extreme_logits_give_finite_loss_and_gradients():
     assert torch.isfinite(loss) and torch.isfinite(logits.grad).all()
 
 
+def _focal_mean(log_p: torch.Tensor, targets: torch.Tensor, gamma: float = 2.0) -> torch.Tensor:
+    """Unweighted focal loss by hand from log-probabilities (N, C), in their own dtype."""
+    counted = targets != IGNORE_LABEL
+    log_p_target = log_p[counted].gather(1, targets[counted][:, None]).squeeze(1)
+    return (-((1 - log_p_target.exp()) ** gamma) * log_p_target).mean()
+
+
 def test_bfloat16_logits_are_computed_in_float32():
-    logits, targets = logits_and_targets()
-    loss = FocalLoss()(logits.bfloat16(), targets)
+    logits, targets = logits_and_targets(shape=(8, 64))
+    rounded = logits.detach().bfloat16()
+    loss = FocalLoss()(rounded, targets)
     assert loss.dtype == torch.float32
+    # The reference: the bf16 values themselves, upcast to float64 before any arithmetic.
+    flat, flat_targets = rounded.reshape(-1, NUM_CLASSES), targets.reshape(-1)
+    reference = _focal_mean(torch.log_softmax(flat.double(), dim=-1), flat_targets)
+    assert loss.item() == pytest.approx(reference.item(), rel=1e-5)
+    # Control: the same loss with its arithmetic in bf16 lands well outside that tolerance.
+    in_bfloat16 = _focal_mean(torch.log_softmax(flat, dim=-1), flat_targets).float()
+    assert abs(in_bfloat16.item() - reference.item()) > 1e-4 * reference.item()
 
 
 def test_inverse_frequency_weights_favour_rare_classes():
