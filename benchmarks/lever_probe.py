@@ -83,8 +83,6 @@ def probe(corpus: str, model_overrides: dict, train_overrides: dict) -> dict:
     refit_at = time.perf_counter()
     no_face = validation.with_faces_masked(1.0, 0)
     scores = {"holdout": round(result.best_metrics["macro_f1"], 4), "best_epoch": result.best_epoch}
-    if result.expert_calibration:  # the refit is built with the weights the holdout chose
-        scores["expert_weights"] = result.expert_calibration.weights
     for name, model in (("sel", result.model), ("refit", refit)):
         scores[f"{name}_val"] = round(score_split(model, validation, config.inference()).metrics["macro_f1"], 4)
         scores[f"{name}_noface"] = round(score_split(model, no_face, config.inference()).metrics["macro_f1"], 4)

@@ -29,9 +29,8 @@ def main() -> None:
     print(final.how)
     result, train_config = final.result, final.config
     save_model(MODEL, result.model, train_config.inference(), training_metadata(result, train_config, corpus))
-    for decision in (result.normalisation_choice, result.expert_calibration):
-        if decision:
-            print(decision.summary())
+    if result.normalisation_choice:
+        print(result.normalisation_choice.summary())
     registration = log_and_register(
         MODEL,
         result,

@@ -18,13 +18,8 @@ from exprfusion.evaluation.scoring import score_split
 from exprfusion.model.fusion_config import FusionConfig
 from exprfusion.model.fusion_transformer import FusionTransformer
 from exprfusion.model.linear_experts import present_mean
-from exprfusion.training.expert_fit import (
-    ABSENT_CLASS_BIAS,
-    calibrate_expert_weights,
-    fit_linear_experts,
-    score_expert_weights,
-)
-from exprfusion.training.train import TrainingRun, train_model
+from exprfusion.training.expert_fit import ABSENT_CLASS_BIAS, fit_linear_experts, score_expert_weights
+from exprfusion.training.train import train_model
 from exprfusion.training.train_config import TrainConfig
 
 # The training runs of these tests: tiny windows, no median filter (the experts' own smoothing is what is tested).
@@ -130,19 +125,6 @@ def test_a_faceless_window_adds_the_audio_expert_to_the_audio_head():
     torch.testing.assert_close(logits[0, 5], F.log_softmax(audio_head[5], dim=-1)), "no audio near: no opinion"
 
 
-def test_the_joint_expert_learns_on_its_own_weights_and_the_audio_expert_is_frozen():
-    model = FusionTransformer(_config(joint_expert_weight=1.0, audio_expert_weight=1.0, aux_loss_weight=1.0)).train()
-    branches = {}
-    masks = torch.ones(2, 6, dtype=torch.bool)
-    model(torch.randn(2, 6, 3), torch.randn(2, 6, 4), masks, masks, branch_outputs=branches)
-    assert "joint_expert" in branches and "audio_expert" not in branches, "the audio expert is fitted, not trained"
-    branches["joint_expert"][0].sum().backward()
-    for name, parameter in model.named_parameters():
-        reached = parameter.grad is not None and bool(parameter.grad.abs().sum() > 0)
-        assert reached == name.startswith("linear_experts.joint."), name
-    assert not any(parameter.requires_grad for parameter in model.linear_experts.audio.parameters())
-
-
 def test_a_class_no_training_frame_has_is_never_the_audio_experts_answer(tmp_path):
     record = make_planted_record("t0", "train", n=120, dims=(3, 4), seed=0, signal="audio")
     labels = np.where(np.arange(120) % 2 == 0, 0, 3)  # only classes 0 and 3
@@ -154,21 +136,6 @@ def test_a_class_no_training_frame_has_is_never_the_audio_experts_answer(tmp_pat
     absent = [c for c in range(8) if c not in (0, 3)]
     assert torch.all(bias[absent] == ABSENT_CLASS_BIAS) and torch.all(weight[absent] == 0)
     assert torch.all(weight[[0, 3]].abs().sum(dim=1) > 0)
-
-
-def test_experts_learn_with_inverse_frequency_weights(tmp_path):
-    """The experts' loss weights each class by 1 / its count (mean 1), whatever the deep path's weighting."""
-    labels = np.array([0] * 60 + [1] * 30 + [2] * 10)
-    record = make_planted_record("t0", "train", n=100, dims=(3, 4), seed=0)
-    record = dataclasses.replace(record, labels=labels)
-    with CorpusWriter(tmp_path / "corpus") as writer:
-        writer.add(record)
-    train = load_split(tmp_path / "corpus", "train")
-    run = TrainingRun.start(_config(joint_expert_weight=1.0), TrainConfig(device="cpu"), train, torch.device("cpu"))
-    by_hand = np.array([1 / 60, 1 / 30, 1 / 10])
-    by_hand = by_hand / by_hand.mean()
-    np.testing.assert_allclose(run.expert_loss_fn.class_weights[:3].numpy(), by_hand, rtol=1e-6)
-    assert run.expert_loss_fn.gamma == 0.0 and run.loss_fn.class_weights is None
 
 
 @pytest.fixture(scope="module")
@@ -205,45 +172,6 @@ def test_the_audio_expert_finds_a_signal_planted_in_the_audio(audio_planted):
     assert accuracy >= 0.9, f"the audio expert alone is right on {accuracy:.0%} of frames"
 
 
-def test_the_holdout_calibration_raises_a_good_expert_and_lowers_a_harmful_one(audio_planted):
-    model, _, validation = audio_planted  # the validation split stands in for a holdout here
-    model = copy.deepcopy(model)
-    torch.manual_seed(3)
-    with torch.no_grad():
-        for layer in (model.linear_experts.joint, model.audio_aux_head[-1]):  # noise: a harmful joint expert and
-            layer.weight.copy_(5 * torch.randn_like(layer.weight))  # an audio head that knows nothing
-    inference = TINY_TRAIN.inference()
-    calibration = calibrate_expert_weights(model, validation, inference, batch_size=16)
-    assert set(calibration.scores["joint"]) == {0.25, 0.5, 1.0, 2.0}, "0.25x to 2x the configured joint weight of 1"
-    assert calibration.weights == {"joint": 0.25, "audio": 8.0}
-    assert model.linear_experts.weights == calibration.weights
-    assert (model.config.joint_expert_weight, model.config.audio_expert_weight) == (0.25, 8.0)
-
-
-def test_training_with_holdout_selection_keeps_the_calibrated_weights(tmp_path):
-    root = tmp_path / "corpus"
-    with CorpusWriter(root) as writer:
-        for i in range(5):
-            writer.add(make_planted_record(f"t{i}", "train", n=96, dims=(8, 8), seed=i, signal="audio"))
-        writer.add(make_planted_record("v0", "validation", n=96, dims=(8, 8), seed=50, signal="audio"))
-    config = dataclasses.replace(TINY_TRAIN, epochs=1, calibrate_experts=True)
-    model_config = FusionConfig(d_model=16, n_layers=1, n_heads=2, joint_expert_weight=1.0, audio_expert_weight=4.0)
-    result = train_model(root, model_config, config)
-    assert result.refit and result.expert_calibration is not None
-    chosen = result.expert_calibration.weights
-    assert chosen["joint"] in (0.25, 0.5, 1.0, 2.0) and chosen["audio"] in (1.0, 2.0, 4.0, 8.0)
-    assert (result.model.config.joint_expert_weight, result.model.config.audio_expert_weight) == (
-        chosen["joint"],
-        chosen["audio"],
-    ), "the refit model is built with the weights the holdout chose"
-    assert result.model.linear_experts.weights == chosen
-    untouched = train_model(root, model_config, dataclasses.replace(config, calibrate_experts=False))
-    assert untouched.expert_calibration is None and untouched.model.linear_experts.weights == {
-        "joint": 1.0,
-        "audio": 4.0,
-    }
-
-
 def test_the_combined_scores_stay_float32_under_bfloat16_autocast():
     torch.manual_seed(4)
     model = FusionTransformer(_config(joint_expert_weight=2.0, audio_expert_weight=8.0, aux_loss_weight=1.0)).eval()
@@ -272,9 +200,9 @@ def _fitted_joint_corpus(root, seed=0):
 
 
 def test_a_fitted_joint_expert_is_the_balanced_logistic_regression_of_its_inputs(tmp_path):
-    """``joint_expert_fit: lbfgs``: the baseline's fit on [visual, face flag, audio, audio flag], built by hand."""
+    """The baseline's fit on [visual, face flag, audio, audio flag], built by hand."""
     train = _fitted_joint_corpus(tmp_path / "corpus")
-    model = FusionTransformer(_config(joint_expert_weight=1.0, joint_expert_fit="lbfgs"))
+    model = FusionTransformer(_config(joint_expert_weight=1.0))
     model.fit_standardisation(train.visual, train.audio, train.face_mask, train.audio_mask)
     fit_linear_experts(model, train)
     assert not any(parameter.requires_grad for parameter in model.linear_experts.joint.parameters())
@@ -293,12 +221,14 @@ def test_a_fitted_joint_expert_is_the_balanced_logistic_regression_of_its_inputs
     )
 
 
-def test_a_fitted_joint_expert_does_not_learn_with_the_model():
-    model = FusionTransformer(_config(joint_expert_weight=1.0, joint_expert_fit="lbfgs", aux_loss_weight=1.0))
+def test_the_fitted_experts_do_not_learn_with_the_model():
+    model = FusionTransformer(_config(joint_expert_weight=1.0, audio_expert_weight=1.0, aux_loss_weight=1.0))
     branches = {}
     masks = torch.ones(2, 6, dtype=torch.bool)
     model.train()(torch.randn(2, 6, 3), torch.randn(2, 6, 4), masks, masks, branch_outputs=branches)
-    assert "joint_expert" not in branches and model.linear_experts.trained == ()
+    assert set(branches) == {"visual", "audio"}, "only the branches' own heads have a training loss"
+    assert model.linear_experts.fitted == ("joint", "audio")
+    assert not any(parameter.requires_grad for parameter in model.linear_experts.parameters())
 
 
 def test_expert_fits_are_remembered_only_for_the_same_inputs(tmp_path):
@@ -306,7 +236,7 @@ def test_expert_fits_are_remembered_only_for_the_same_inputs(tmp_path):
     other = _fitted_joint_corpus(tmp_path / "b", seed=10)
     weights = []
     for train in (first, other, first):
-        model = FusionTransformer(_config(joint_expert_weight=1.0, joint_expert_fit="lbfgs"))
+        model = FusionTransformer(_config(joint_expert_weight=1.0))
         model.fit_standardisation(train.visual, train.audio, train.face_mask, train.audio_mask)
         fit_linear_experts(model, train)
         weights.append(model.linear_experts.joint.weight.clone())

@@ -103,9 +103,8 @@ def train(
         console.print(
             f"kept the refit: retrained on the whole train split up to epoch {result.best_epoch + 1}", highlight=False
         )
-    for decision in (result.normalisation_choice, result.expert_calibration):
-        if decision:
-            console.print(decision.summary(), highlight=False)
+    if result.normalisation_choice:
+        console.print(result.normalisation_choice.summary(), highlight=False)
     console.print(f"validation: {_scores_text(result.validation_metrics)}", highlight=False)
     console.print(f"wrote {out}", highlight=False)
 

@@ -18,7 +18,6 @@ from exprfusion.core.strict_dicts import dataclass_from_dict
 FUSION_MODES: tuple[str, ...] = ("gated", "visual", "audio")
 WINDOW_READOUTS: tuple[str, ...] = ("none", "audio", "both")
 NORMALISATIONS: tuple[str, ...] = ("global", "robust", "video", "none")
-EXPERT_FITS: tuple[str, ...] = ("sgd", "lbfgs")
 
 
 @dataclass
@@ -52,11 +51,6 @@ class FusionConfig:
     aux_loss_weight: float = 0.0
     # Of the windows modality dropout hits, the share that loses the face (the rest lose the audio).
     visual_drop_share: float = 0.5
-    # Regularisers on the standardised input features, in training only: each feature value is zeroed with
-    # probability ``input_dropout`` (inverted dropout), and Gaussian noise of spread ``input_noise`` (in units of the
-    # feature's own spread) is added. Few subjects make a face embedding easy to memorise; both blur identity.
-    input_dropout: float = 0.0
-    input_noise: float = 0.0
     # A linear classifier on the window's mean standardised features, added to every frame's logits
     # (WindowMeanReadout): "audio" reads the audio stream, "both" the two streams, "none" builds none.
     window_readout: str = "none"
@@ -64,14 +58,11 @@ class FusionConfig:
     # Class-balanced per-frame linear experts (exprfusion.model.linear_experts) beside the deep path, whose smoothed
     # log-probabilities are added to its own at inference with these weights (0 builds none): the joint expert (both
     # streams) in windows with a face, the audio expert in windows without. ``expert_smoothing``: frames on each side
-    # over which an expert's probabilities are averaged.
+    # over which an expert's probabilities are averaged. Both are fitted by L-BFGS before training
+    # (exprfusion.training.expert_fit) and frozen.
     joint_expert_weight: float = 0.0
     audio_expert_weight: float = 0.0
     expert_smoothing: int = 15
-    # How the joint expert learns: "lbfgs" fits it before training, as the audio expert is
-    # (exprfusion.training.expert_fit),
-    # and freezes it; "sgd" trains it with the model under its own class-balanced loss.
-    joint_expert_fit: str = "sgd"
 
     def __post_init__(self) -> None:
         if self.ff_dim is None:
@@ -81,25 +72,19 @@ class FusionConfig:
                 raise InputError(f"FusionConfig.{name} must be >= 1, got {getattr(self, name)}")
         if self.d_model % self.n_heads:
             raise InputError(f"FusionConfig.n_heads={self.n_heads} must divide d_model={self.d_model}")
-        for name in ("dropout", "modality_dropout", "visual_drop_share", "input_dropout", "readout_dropout"):
+        for name in ("dropout", "modality_dropout", "visual_drop_share", "readout_dropout"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise InputError(f"FusionConfig.{name} must lie in [0, 1], got {getattr(self, name)}")
         if self.n_classes < 2:
             raise InputError(f"FusionConfig.n_classes must be >= 2, got {self.n_classes}")
         if self.fusion not in FUSION_MODES:
             raise InputError(f"FusionConfig.fusion must be one of {FUSION_MODES}, got {self.fusion!r}")
-        if self.input_noise < 0:
-            raise InputError(f"FusionConfig.input_noise must be >= 0, got {self.input_noise}")
         for name in ("aux_loss_weight", "joint_expert_weight", "audio_expert_weight", "expert_smoothing"):
             if getattr(self, name) < 0:
                 raise InputError(f"FusionConfig.{name} must be >= 0, got {getattr(self, name)}")
         if self.window_readout not in WINDOW_READOUTS:
             raise InputError(
                 f"FusionConfig.window_readout must be one of {WINDOW_READOUTS}, got {self.window_readout!r}"
-            )
-        if self.joint_expert_fit not in EXPERT_FITS:
-            raise InputError(
-                f"FusionConfig.joint_expert_fit must be one of {EXPERT_FITS}, got {self.joint_expert_fit!r}"
             )
         if self.normalisation not in (*NORMALISATIONS, "auto"):
             raise InputError(

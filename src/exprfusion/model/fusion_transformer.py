@@ -34,9 +34,8 @@ subjects where the encoders memorise. It helps some corpora and not others (READ
 With ``joint_expert_weight`` / ``audio_expert_weight`` > 0, class-balanced per-frame linear classifiers beside the
 deep path (:class:`exprfusion.model.linear_experts.LinearExperts`) add their smoothed, weighted log-probabilities to the
 deep path's at inference: the joint expert (both streams) in windows with a face, the audio expert in windows
-without one, where it is what lets the audio path alone match the audio baseline on identity-dominated corpora. The
-audio expert, and the joint one with ``joint_expert_fit="lbfgs"``, is fitted before training
-(exprfusion.training.expert_fit).
+without one, where it is what lets the audio path alone match the audio baseline on identity-dominated corpora. Both
+experts are fitted before training (exprfusion.training.expert_fit) and stay frozen.
 
 Availability masks (``face_mask``, ``audio_mask``: True = present) travel with the features. Every attention is
 "safe": a sample whose keys are all unavailable never forms a softmax over only -inf, so outputs and gradients stay
@@ -98,7 +97,6 @@ class FusionTransformer(nn.Module):
             self.visual_reads_audio = SafeCrossAttention(config)
             self.audio_reads_visual = SafeCrossAttention(config)
             self.fusion = GatedFusion(config)
-        self.input_dropout = nn.Dropout(config.input_dropout)
         self.head = ClassifierHead(config)
         self.readout_streams = self._readout_streams(uses_visual, uses_audio)
         if self.readout_streams:
@@ -107,9 +105,8 @@ class FusionTransformer(nn.Module):
         self.linear_experts: LinearExperts | None = None
         if uses_visual and uses_audio and (config.joint_expert_weight > 0 or config.audio_expert_weight > 0):
             weights = {"joint": config.joint_expert_weight, "audio": config.audio_expert_weight}
-            fitted = ("audio", "joint") if config.joint_expert_fit == "lbfgs" else ("audio",)
             self.linear_experts = LinearExperts(
-                config.visual_dim, config.audio_dim, config.n_classes, weights, config.expert_smoothing, fitted
+                config.visual_dim, config.audio_dim, config.n_classes, weights, config.expert_smoothing
             )
 
     def _readout_streams(self, uses_visual: bool, uses_audio: bool) -> tuple[str, ...]:
@@ -177,12 +174,9 @@ class FusionTransformer(nn.Module):
             readout = self.window_readout([(standardised[b], available[b]) for b in self.readout_streams])
             fused = fused + readout
             audio_alone = None if audio_alone is None else audio_alone + readout
-        if self.linear_experts is not None:
+        if self.linear_experts is not None and not self.training:  # fitted and frozen: no training loss of theirs
             experts = self.linear_experts(standardised["visual"], standardised["audio"], face_mask, audio_mask)
-            if branch_outputs is not None and "joint" in self.linear_experts.trained:  # fitted ones do not learn
-                branch_outputs["joint_expert"] = experts["joint"]
-            if not self.training:
-                return self.linear_experts.combine(fused, audio_alone, experts, face_mask)
+            return self.linear_experts.combine(fused, audio_alone, experts, face_mask)
         if audio_alone is None:
             return fused
         # A window without any face is answered by the audio branch's own head, trained on every window to predict
@@ -235,7 +229,4 @@ class FusionTransformer(nn.Module):
         """Project and encode one branch's standardised features (B, T, in_dim) → (B, T, D)."""
         projection: ModalityProjection = getattr(self, f"{branch}_projection")
         encoder: TemporalEncoder = getattr(self, f"{branch}_encoder")
-        if self.training and self.config.input_noise > 0:
-            features = features + self.config.input_noise * torch.randn_like(features)
-        features = self.input_dropout(features).masked_fill(~available[..., None], 0.0)
         return encoder(projection(features), available)

@@ -6,12 +6,9 @@ Two linear classifiers read the model's standardised streams frame by frame, lik
 - ``joint``: both streams (each zero where absent) and a presence flag per stream, on frames with either input;
 - ``audio``: the audio stream alone, on frames with audio.
 
-The audio expert is fitted once before training (exprfusion.training.expert_fit), by L-BFGS with the baseline's strong
-L2
-penalty, balanced class weights and sample size, and stays frozen: trained by SGD with the model instead, it scored
-0.30 on the realistic profile with every face hidden, against 0.40 fitted. The joint expert is fitted the same way
-with ``joint_expert_fit="lbfgs"``; with ``"sgd"`` it is trained beside the deep path with its own class-balanced
-cross-entropy (inverse-frequency weights), whose gradients reach only its own weights.
+Both experts are fitted once before training (exprfusion.training.expert_fit), by L-BFGS with the baseline's strong
+L2 penalty, balanced class weights and sample size, and stay frozen: trained by SGD with the model instead, the audio
+expert scored 0.30 on the realistic profile with every face hidden, against 0.40 fitted (README, "Linear experts").
 
 At inference, each expert's frame probabilities are averaged over ``±smoothing`` frames of the window where its input
 is present, and its weight times their logarithm is added to the deep path's log-probabilities (a product of
@@ -53,25 +50,15 @@ def present_mean(values: Tensor, present: Tensor, radius: int) -> tuple[Tensor, 
 class LinearExperts(nn.Module):
     """The ``joint`` and ``audio`` linear experts over standardised streams; an expert of weight 0 is not built.
 
-    The experts named in ``fitted`` are fitted once, before training, by
-    :func:`exprfusion.training.expert_fit.fit_linear_experts` (strong L2, as the baseline), and are then frozen; the
-    others
-    start at zero and learn with the model. The audio expert is always fitted.
+    Every built expert is fitted once, before training, by :func:`exprfusion.training.expert_fit.fit_linear_experts`
+    (strong L2, as the baseline), and is then frozen; it starts at zero until then.
     """
 
-    def __init__(
-        self,
-        visual_dim: int,
-        audio_dim: int,
-        n_classes: int,
-        weights: dict[str, float],
-        smoothing: int,
-        fitted: tuple[str, ...] = ("audio",),
-    ):
+    def __init__(self, visual_dim: int, audio_dim: int, n_classes: int, weights: dict[str, float], smoothing: int):
         super().__init__()
         self.weights = {name: float(weights.get(name, 0.0)) for name in EXPERT_NAMES}
         self.smoothing = smoothing
-        self.fitted = tuple(name for name in EXPERT_NAMES if name in fitted and self.weights[name] > 0)
+        self.fitted = tuple(name for name in EXPERT_NAMES if self.weights[name] > 0)
         self.joint = nn.Linear(visual_dim + 1 + audio_dim + 1, n_classes) if self.weights["joint"] > 0 else None
         self.audio = nn.Linear(audio_dim, n_classes) if self.weights["audio"] > 0 else None
         for layer in (self.joint, self.audio):
@@ -80,11 +67,6 @@ class LinearExperts(nn.Module):
                 nn.init.zeros_(layer.bias)
         for name in self.fitted:
             getattr(self, name).requires_grad_(False)
-
-    @property
-    def trained(self) -> tuple[str, ...]:
-        """The built experts that learn with the model (by their own loss) rather than being fitted before it."""
-        return tuple(name for name in EXPERT_NAMES if getattr(self, name) is not None and name not in self.fitted)
 
     def forward(
         self, visual: Tensor, audio: Tensor, face_mask: Tensor, audio_mask: Tensor

@@ -49,9 +49,9 @@ def trial_configs(context: TrialContext, point: dict[str, Any]) -> tuple[FusionC
     """The model and train configs of one trial: the base configs with the sampled values put in."""
     model = {**context.base_model, **{k: v for k, v in point.items() if k in SearchSpace.MODEL_KEYS}}
     train = {**context.base_train, **{k: v for k, v in point.items() if k in SearchSpace.TRAIN_KEYS}}
-    # A trial only selects: it is scored on its holdout and never refit on the whole training split, nor are its
-    # expert weights calibrated (the train stage does both for the winner).
-    return FusionConfig.from_dict(model), TrainConfig.from_dict({**train, "refit": False, "calibrate_experts": False})
+    # A trial only selects: it is scored on its holdout and never refit on the whole training split (the train stage
+    # refits the winner).
+    return FusionConfig.from_dict(model), TrainConfig.from_dict({**train, "refit": False})
 
 
 def _write_state(run_dir: Path, state: dict[str, Any]) -> None:

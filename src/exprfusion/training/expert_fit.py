@@ -1,13 +1,10 @@
-"""The linear experts' fits outside gradient descent: the frozen fitted experts, and the experts' weights.
+"""The linear experts' fits outside gradient descent, and their scores at other weights.
 
-The audio expert (and the joint one, with ``joint_expert_fit="lbfgs"``) is fitted before training: the baseline's
-logistic regression, inside the model. The fit reads the model's own standardised streams (so the expert sees at
-inference exactly what it was fitted on), draws the baseline's stratified, seeded sample of labelled frames with the
-expert's input, and runs scikit-learn's L-BFGS with the baseline's penalty and balanced class weights on one BLAS
-thread (exprfusion.evaluation.baseline explains why one).
-
-After holdout selection, each expert's weight is calibrated on the holdout: how much an expert should count depends
-on the corpus (on identity-dominated faces a balanced audio read is worth much more than on clean ones).
+Both experts are fitted before training: the baseline's logistic regression, inside the model. The fit reads the
+model's own standardised streams (so the expert sees at inference exactly what it was fitted on), draws the
+baseline's stratified, seeded sample of labelled frames with the expert's input, and runs scikit-learn's L-BFGS with
+the baseline's penalty and balanced class weights on one BLAS thread (exprfusion.evaluation.baseline explains why
+one). :func:`score_expert_weights` scores a model at other expert weights (benchmarks/lever_probe.py).
 """
 
 from __future__ import annotations
@@ -15,7 +12,6 @@ from __future__ import annotations
 import hashlib
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -110,26 +106,6 @@ def _balanced_logistic_fit(
     return weight, bias
 
 
-EXPERT_WEIGHT_SCALES: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0)  # of each configured weight, tried on the holdout
-
-
-@dataclass(frozen=True)
-class ExpertCalibration:
-    """The expert weights the holdout chose, and its macro-F1 at each candidate (``{name: {weight: score}}``)."""
-
-    weights: dict[str, float]
-    scores: dict[str, dict[float, float]]
-
-    def summary(self) -> str:
-        """One line for a console: each expert's chosen weight and the holdout's score there."""
-        chosen = [
-            f"{name} {weight:g} ({self.scores[name][weight]:.4f})"
-            for name, weight in self.weights.items()
-            if name in self.scores
-        ]
-        return "expert weights chosen on the holdout: " + ", ".join(chosen)
-
-
 def score_expert_weights(
     model: FusionTransformer,
     name: str,
@@ -151,28 +127,3 @@ def score_expert_weights(
     finally:
         experts.weights[name] = kept
     return scores
-
-
-def calibrate_expert_weights(
-    model: FusionTransformer, holdout: SplitData, inference: InferenceSettings, batch_size: int
-) -> ExpertCalibration | None:
-    """Choose each built expert's weight among ``EXPERT_WEIGHT_SCALES`` × its configured weight, on the holdout.
-
-    The joint expert's weight is scored on the holdout as it is; the audio expert's with every face hidden (it
-    answers only faceless windows). Ties keep the smaller weight. The model's experts and config take the chosen
-    weights; returns None (and changes nothing) for a model without experts. The validation split is never read.
-    """
-    experts = model.linear_experts
-    if experts is None:
-        return None
-    inputs = {"joint": holdout, "audio": holdout.with_faces_masked(1.0, 0)}
-    chosen, scores = dict(experts.weights), {}
-    for name, configured in experts.weights.items():
-        if configured <= 0:
-            continue
-        candidates = [configured * scale for scale in EXPERT_WEIGHT_SCALES]
-        scores[name] = score_expert_weights(model, name, inputs[name], candidates, inference, batch_size)
-        chosen[name] = max(scores[name], key=lambda weight: (scores[name][weight], -weight))
-        experts.weights[name] = chosen[name]
-    model.config = replace(model.config, joint_expert_weight=chosen["joint"], audio_expert_weight=chosen["audio"])
-    return ExpertCalibration(weights=chosen, scores=scores)

@@ -26,7 +26,6 @@ from exprfusion.evaluation.scoring import score_split
 from exprfusion.model.fusion_config import FusionConfig
 from exprfusion.model.fusion_transformer import FusionTransformer
 from exprfusion.training.epoch_report import EpochReport
-from exprfusion.training.expert_fit import ExpertCalibration, calibrate_expert_weights
 from exprfusion.training.normalisation_choice import AUTO, NormalisationChoice, choose_normalisation
 from exprfusion.training.train_config import TrainConfig
 from exprfusion.training.training_run import TrainingRun
@@ -67,8 +66,6 @@ class TrainResult:
     # Share of the validation split's frames the model assigns to each class (labels unused): what drift monitoring
     # compares live predictions with.
     prediction_prior: list[float] = field(default_factory=list)
-    # The expert weights the holdout chose and its score at each candidate (None: no calibration ran).
-    expert_calibration: ExpertCalibration | None = None
     # How ``normalisation: auto`` was decided (None: the normalisation was set, not chosen).
     normalisation_choice: NormalisationChoice | None = None
 
@@ -241,10 +238,6 @@ def train_model(
     if best["state"] is not None:
         model.load_state_dict(best["state"])
     model.eval()
-    calibration = None
-    if config.selection == "holdout" and config.calibrate_experts and best["epoch"] >= 0:
-        calibration = calibrate_expert_weights(model, select_data, config.inference(), config.eval_batch_size)
-        model_config = model.config  # the refit is built with the chosen weights
     refit = config.selection == "holdout" and config.refit and best["epoch"] >= 0
     if refit:  # the holdout chose the epoch; the model to keep learns from every training video
         ran = len(history)  # the progress goes on counting epochs through the refit
@@ -258,7 +251,6 @@ def train_model(
             history=history,
             stopped_early=stopped_early,
             refit=refit,
-            expert_calibration=calibration,
             normalisation_choice=choice,
         ),
         config,
@@ -307,7 +299,6 @@ def training_metadata(result: TrainResult, train_config: TrainConfig, corpus: Co
         "epochs_run": len(result.history),
         "stopped_early": result.stopped_early,
         "refit": result.refit,
-        "expert_calibration": asdict(result.expert_calibration) if result.expert_calibration else None,
         "normalisation_choice": asdict(result.normalisation_choice) if result.normalisation_choice else None,
         "train_config": train_config.to_dict(),
         "corpus": str(corpus.root),

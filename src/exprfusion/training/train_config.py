@@ -55,14 +55,6 @@ class TrainConfig:
     # split (same seed and schedule) up to that epoch, and keep that model; the holdout's 20 % of the subjects
     # are worth more as training data than as a stopping rule. The search's trials only select and never refit.
     refit: bool = True
-    # Mixup over windows (exprfusion.training.mixup): each batch's windows are blended in pairs with a weight drawn from
-    # Beta(mixup_alpha, mixup_alpha), and so are their losses; 0 turns it off.
-    mixup_alpha: float = 0.0
-    # With holdout selection and linear experts: choose each expert's weight on the holdout after selection
-    # (exprfusion.training.expert_fit.calibrate_expert_weights); the search's trials keep the configured weights. Off:
-    # on
-    # both synthetic profiles the holdout chose weights that scored lower on validation than the fixed ones (README).
-    calibrate_experts: bool = False
 
     def __post_init__(self) -> None:
         if self.stride is None:
@@ -73,8 +65,6 @@ class TrainConfig:
             raise InputError(f"median_kernel must be an odd integer >= 1, got {self.median_kernel}")
         if self.precision not in PRECISIONS:
             raise InputError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
-        if self.mixup_alpha < 0:
-            raise InputError(f"mixup_alpha must be >= 0, got {self.mixup_alpha}")
         if self.selection not in SELECTIONS:
             raise InputError(f"selection must be one of {SELECTIONS}, got {self.selection!r}")
 

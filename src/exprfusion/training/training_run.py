@@ -1,4 +1,4 @@
-"""One model being optimised on one training set: AdamW, warm-up + cosine, gradient clipping, the losses, mixup.
+"""One model being optimised on one training set: AdamW, warm-up + cosine, gradient clipping, the losses.
 
 :class:`TrainingRun` is what :func:`exprfusion.training.train.train_model` (with its selection, checkpoints and resume)
 and
@@ -14,16 +14,14 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor
 
 from exprfusion.core.devices import autocast_for
-from exprfusion.data.split_tensors import SplitData, WindowBatch, gather_windows
+from exprfusion.data.split_tensors import SplitData, gather_windows
 from exprfusion.inference.window_logits import centred_split
 from exprfusion.model.fusion_config import FusionConfig
 from exprfusion.model.fusion_transformer import FusionTransformer
 from exprfusion.training.expert_fit import fit_linear_experts
 from exprfusion.training.losses import FocalLoss, inverse_frequency_weights
-from exprfusion.training.mixup import mix_windows
 from exprfusion.training.train_config import TrainConfig
 
 
@@ -57,14 +55,11 @@ class TrainingRun:
     config: TrainConfig
     train_data: SplitData
     loss_fn: FocalLoss
-    expert_loss_fn: FocalLoss  # class-balanced cross-entropy of the linear experts (exprfusion.model.linear_experts)
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LambdaLR
     rows: torch.Tensor
     valid: torch.Tensor
     steps_per_epoch: int
-    # The parameters whose gradient norm is clipped: all but the linear experts', whose own loss is separate.
-    clipped_parameters: list[Tensor]
 
     @classmethod
     def start(
@@ -91,13 +86,11 @@ class TrainingRun:
             config=config,
             train_data=train_data,
             loss_fn=FocalLoss(gamma=config.focal_gamma, class_weights=weights).to(device),
-            expert_loss_fn=FocalLoss(gamma=0.0, class_weights=inverse_frequency_weights(counts, 1.0)).to(device),
             optimizer=optimizer,
             scheduler=scheduler,
             rows=torch.from_numpy(index.rows).to(device),
             valid=torch.from_numpy(index.valid).to(device),
             steps_per_epoch=steps_per_epoch,
-            clipped_parameters=_clipped_parameters(model),
         )
 
     def train_epoch(self, generator: torch.Generator) -> float:
@@ -111,9 +104,6 @@ class TrainingRun:
         for step in range(self.steps_per_epoch):
             ids = order[step * config.batch_size : (step + 1) * config.batch_size]
             batch = gather_windows(self.train_data, self.rows[ids], self.valid[ids])
-            blend = self._mix(batch, generator) if config.mixup_alpha > 0 else None
-            if blend is not None:
-                batch = blend[0]
             with autocast_for(self.rows.device, config.precision):
                 branches: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
                 logits = model(
@@ -124,48 +114,18 @@ class TrainingRun:
                     generator=generator,
                     branch_outputs=branches,
                 )
-            loss = self._loss(logits, batch, _frame_mask(model_config, batch), blend)
-            for name, (branch_logits, seen) in branches.items():
-                if name.endswith("_expert"):  # a linear expert: its own class-balanced loss, on its own weights
-                    loss = loss + self._loss(branch_logits, batch, seen, blend, self.expert_loss_fn)
-                else:  # each branch learns to predict alone where it sees
-                    loss = loss + model_config.aux_loss_weight * self._loss(branch_logits, batch, seen, blend)
+            loss = self.loss_fn(logits, batch.labels, _frame_mask(model_config, batch))
+            for branch_logits, seen in branches.values():  # each branch learns to predict alone where it sees
+                loss = loss + model_config.aux_loss_weight * self.loss_fn(branch_logits, batch.labels, seen)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(self.clipped_parameters, config.grad_clip)
+            # The linear experts are frozen (no gradient), so the norm is the rest of the model's.
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
             self.optimizer.step()
             self.scheduler.step()
             total_loss += float(loss.detach())
             n_batches += 1
         return total_loss / max(1, n_batches)
-
-    def _mix(self, batch: WindowBatch, generator: torch.Generator) -> tuple[WindowBatch, Tensor, float]:
-        """Mixup of the batch's windows in pairs: the mixed batch, the partners' labels and each window's own share."""
-        alpha = self.config.mixup_alpha
-        # The weight ~ Beta(alpha, alpha) and the pairing both come from the run's generator (reproducible, resumable).
-        seed = int(torch.randint(2**31 - 1, (1,), generator=generator))
-        weight = float(np.random.default_rng(seed).beta(alpha, alpha))
-        partner = torch.randperm(batch.labels.shape[0], generator=generator).to(batch.labels.device)
-        means = [_standardisation_mean(self.model, branch, batch) for branch in ("visual", "audio")]
-        mixed, partner_labels = mix_windows(batch, partner, weight, *means)
-        return mixed, partner_labels, weight
-
-    def _loss(
-        self,
-        logits: Tensor,
-        batch: WindowBatch,
-        frame_mask: Tensor | None,
-        blend: tuple[WindowBatch, Tensor, float] | None,
-        loss_fn: FocalLoss | None = None,
-    ) -> Tensor:
-        """The loss (``loss_fn``, by default the run's) against the batch's labels, or with mixup the same blend of
-        the losses against both windows'."""
-        loss_fn = loss_fn or self.loss_fn
-        own = loss_fn(logits, batch.labels, frame_mask)
-        if blend is None:
-            return own
-        _, partner_labels, weight = blend
-        return weight * own + (1.0 - weight) * loss_fn(logits, partner_labels, frame_mask)
 
     def last_lr(self) -> float:
         """The learning rate of the last step."""
@@ -184,18 +144,3 @@ class TrainingRun:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
-
-
-def _clipped_parameters(model: FusionTransformer) -> list[Tensor]:
-    """Every parameter of ``model`` but the linear experts' (their own loss is kept out of gradient clipping)."""
-    experts = model.linear_experts
-    skipped = {id(p) for p in experts.parameters()} if experts is not None else set()
-    return [p for p in model.parameters() if id(p) not in skipped]
-
-
-def _standardisation_mean(model: FusionTransformer, branch: str, batch: WindowBatch) -> Tensor:
-    """The mean a branch's standardiser subtracts (zeros for a branch the model does not build)."""
-    standardiser = getattr(model, f"{branch}_standardiser", None)
-    if standardiser is not None:
-        return standardiser.mean
-    return torch.zeros(getattr(batch, branch).shape[-1], device=batch.labels.device)
