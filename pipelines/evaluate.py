@@ -2,7 +2,8 @@
 
 The metrics and plots are also attached to the MLflow run of the training (reports/registration.json). The line
 comparing the model with its logistic-regression baseline is printed, with a warning when the model does not beat
-it; the stage still succeeds (the evaluation is a report, not a gate).
+it; the stage still succeeds (the evaluation is a report, not a gate). A line gives the macro-F1, the baseline's and
+the margin with their 95 % bootstrap intervals over videos.
 """
 
 from pathlib import Path
@@ -11,6 +12,7 @@ from exprfusion.core.params import load_section
 from exprfusion.core.progress import progress_callback
 from exprfusion.core.stage_runner import run_stage
 from exprfusion.evaluation.evaluate import EvaluateConfig, baseline_lines, evaluate_model
+from exprfusion.evaluation.uncertainty import interval_line
 from exprfusion.tracking.registry import log_evaluation, training_run_id
 
 MODEL = Path("models/model.pt")
@@ -30,7 +32,8 @@ def main() -> None:
     log_evaluation(run_id, metrics, PLOTS)
     print(f"macro_f1 {metrics['macro_f1']:.4f}  accuracy {metrics['accuracy']:.4f}; wrote {METRICS} and {PLOTS}/")
     summary, warnings = baseline_lines(metrics)
-    for line in ([summary] if summary else []) + warnings:
+    intervals = interval_line(metrics)
+    for line in ([intervals] if intervals else []) + ([summary] if summary else []) + warnings:
         print(line)
 
 

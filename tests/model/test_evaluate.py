@@ -134,6 +134,25 @@ def test_evaluation_reports_the_served_scores(evaluation, corpus):
     assert metrics["n_frames"] == labelled
 
 
+def test_every_score_is_reported_with_its_interval(evaluation):
+    metrics, _, _ = evaluation
+    intervals = {key: metrics[f"{key}_ci"] for key in ("macro_f1", "accuracy", "macro_f1_voting", "macro_f1_frame")}
+    intervals.update({f"robustness {f}": metrics["robustness_ci"][f] for f in FRACTIONS})
+    baseline = metrics["baseline"]
+    intervals.update({key: baseline[f"{key}_ci"] for key in ("visual", "audio", "both", "reference_macro_f1")})
+    for key, (lo, hi) in intervals.items():
+        assert 0.0 <= lo <= hi <= 1.0, key
+    assert metrics["robustness_ci"]["0.0"] == metrics["macro_f1_ci"]
+    assert set(metrics["per_class_f1_ci"]) == set(CLASS_NAMES)
+    for key in ("margin_ci", "audio_floor_margin_ci"):
+        lo, hi = baseline[key]
+        assert -1.0 <= lo <= hi <= 1.0, key
+    # Three videos: the resamples draw 3 of them with replacement, seeded by the evaluation's seed.
+    assert metrics["uncertainty"] == {
+        "method": "percentile bootstrap over videos", "resamples": 1000, "videos": 3, "level": 0.95, "seed": 0,
+    }  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def face_reliant_model(tmp_path_factory):
     """A model trained on a corpus whose classes are planted in the faces only (the audio is noise)."""
@@ -240,6 +259,7 @@ def test_evaluation_reports_the_baseline_beside_the_model(evaluation):
     assert set(baseline) == {
         "visual", "audio", "both", "compared_with", "reference_macro_f1", "margin", "beats_baseline",
         "audio_floor_margin", "reaches_audio_floor", "smoothing", "train_frames",
+        "visual_ci", "audio_ci", "both_ci", "reference_macro_f1_ci", "margin_ci", "audio_floor_margin_ci",
     }  # fmt: skip
     best = max(baseline["visual"], baseline["audio"], baseline["both"])
     assert baseline["reference_macro_f1"] == best and baseline[baseline["compared_with"]] == best

@@ -138,6 +138,7 @@ def evaluate(
     """
     from exprfusion.core.progress import progress_callback
     from exprfusion.evaluation.evaluate import EvaluateConfig, baseline_lines, evaluate_model
+    from exprfusion.evaluation.uncertainty import format_interval, interval_line
 
     config = EvaluateConfig.from_dict(
         _given(
@@ -156,14 +157,20 @@ def evaluate(
     table = Table(title=f"{config.split}: {metrics['n_frames']} labelled frames", title_justify="left")
     table.add_column("metric", style="bold")
     table.add_column("value", justify="right")
+    table.add_column("95 % interval", justify="right")
     rows = ["macro_f1", "macro_f1_voting", "macro_f1_frame", "accuracy", "robustness_auc"]
     for name in rows:
-        table.add_row(name, f"{metrics[name]:.4f}")
+        table.add_row(name, f"{metrics[name]:.4f}", format_interval(metrics.get(f"{name}_ci")))
     for fraction, score in metrics["robustness"].items():
-        table.add_row(f"macro_f1, {100 * float(fraction):.0f} % faces missing", f"{score:.4f}")
+        bounds = metrics.get("robustness_ci", {}).get(fraction)
+        table.add_row(f"macro_f1, {100 * float(fraction):.0f} % faces missing", f"{score:.4f}", format_interval(bounds))
     for name, score in metrics["per_class_f1"].items():
-        table.add_row(f"F1 {name}", f"{score:.4f}")
+        bounds = metrics.get("per_class_f1_ci", {}).get(name)
+        table.add_row(f"F1 {name}", f"{score:.4f}", format_interval(bounds))
     console.print(table)
+    intervals = interval_line(metrics)
+    if intervals:
+        console.print(intervals, highlight=False, markup=False)
     summary, warnings = baseline_lines(metrics)
     if summary:
         console.print(summary, highlight=False, markup=False)

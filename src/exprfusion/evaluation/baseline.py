@@ -255,18 +255,27 @@ def fit_baseline(training: TrainingFrames, modality: str, config: BaselineConfig
     return FittedBaseline(modality, design, classifier, training.prior)
 
 
-def baseline_scores(
+def baseline_labels(
     training: TrainingFrames, evaluated: SplitData, config: BaselineConfig | None = None
-) -> dict[str, float]:
-    """Macro-F1 on ``evaluated`` of the three baselines: ``{"visual": f1, "audio": f1, "both": f1}``."""
+) -> dict[str, np.ndarray]:
+    """Labels per frame of ``evaluated`` predicted by the three baselines: ``{"visual": ..., "audio": ...,
+    "both": ...}``."""
     config = config or BaselineConfig()
-    truth = evaluated.labels.cpu().numpy()
 
-    def score(modality: str) -> float:
-        return macro_f1(truth, fit_baseline(training, modality, config).predict(evaluated, config.smoothing))
+    def predict(modality: str) -> np.ndarray:
+        return fit_baseline(training, modality, config).predict(evaluated, config.smoothing)
 
     # The widest fit starts first, so that on two threads the two narrow ones run beside it.
     order = sorted(MODALITIES, key=lambda modality: -len(_streams(modality)))
     with side_by_side_fits(len(order)) as pool:
-        scores = dict(zip(order, pool.map(score, order), strict=True))
-    return {modality: scores[modality] for modality in MODALITIES}
+        labels = dict(zip(order, pool.map(predict, order), strict=True))
+    return {modality: labels[modality] for modality in MODALITIES}
+
+
+def baseline_scores(
+    training: TrainingFrames, evaluated: SplitData, config: BaselineConfig | None = None
+) -> dict[str, float]:
+    """Macro-F1 on ``evaluated`` of the three baselines: ``{"visual": f1, "audio": f1, "both": f1}``."""
+    truth = evaluated.labels.cpu().numpy()
+    labels = baseline_labels(training, evaluated, config)
+    return {modality: macro_f1(truth, labels[modality]) for modality in MODALITIES}

@@ -19,6 +19,9 @@ written to ``metrics.json`` as ``baseline``:
 - ``smoothing`` and ``train_frames``: the baseline's window (± frames) and the training frames it was fitted on.
 
 A model that does not beat its baseline is flagged (:func:`baseline_lines`), not refused: the evaluation is a report.
+
+Every score, the baseline's and the margins come with a 95 % bootstrap interval over videos, ``<name>_ci`` beside
+``<name>`` (:mod:`exprfusion.evaluation.uncertainty`: the method, and the list of intervals), drawn from ``seed``.
 """
 
 from __future__ import annotations
@@ -42,12 +45,13 @@ from exprfusion.evaluation.baseline import (
     MODALITIES,
     BaselineConfig,
     TrainingFrames,
-    baseline_scores,
+    baseline_labels,
     load_training_frames,
 )
-from exprfusion.evaluation.metrics import evaluate_predictions
+from exprfusion.evaluation.metrics import evaluate_predictions, macro_f1
 from exprfusion.evaluation.plots import plot_confusion_matrix, plot_per_class_f1, plot_robustness, plot_timeline
-from exprfusion.evaluation.scoring import check_fractions, robustness_scores, score_split
+from exprfusion.evaluation.scoring import check_fractions, robustness_labels, score_split
+from exprfusion.evaluation.uncertainty import VideoBootstrap, add_intervals
 from exprfusion.inference.predict import check_feature_widths
 from exprfusion.inference.window_logits import INFERENCE_BATCH_SIZE
 from exprfusion.model.artifact import load_model
@@ -161,10 +165,15 @@ def _write_timelines(data: SplitData, labels: np.ndarray, out_dir: Path, count: 
 
 
 def _baseline_metrics(
-    training: TrainingFrames, data: SplitData, config: BaselineConfig, metrics: Mapping[str, Any]
+    labels: Mapping[str, np.ndarray],
+    truth: np.ndarray,
+    training: TrainingFrames,
+    config: BaselineConfig,
+    metrics: Mapping[str, Any],
 ) -> dict[str, Any]:
-    """The three baselines scored on the evaluated frames, compared with the model's ``metrics``."""
-    report = baseline_report(baseline_scores(training, data, config), metrics["macro_f1"], metrics["robustness"])
+    """The three baselines' ``labels`` scored on the evaluated frames, compared with the model's ``metrics``."""
+    scores = {modality: macro_f1(truth, labels[modality]) for modality in MODALITIES}
+    report = baseline_report(scores, metrics["macro_f1"], metrics["robustness"])
     return {**report, "smoothing": config.smoothing, "train_frames": int(training.frames["labels"].size)}
 
 
@@ -224,7 +233,7 @@ def evaluate_model(
 
     scores = score_split(model, data, inference, single_pass=True, batch_size=config.batch_size)
     advance()
-    robustness = robustness_scores(
+    hidden = robustness_labels(
         model,
         data,
         inference,
@@ -234,6 +243,7 @@ def evaluate_model(
         batch_size=config.batch_size,
         on_fraction=advance,
     )
+    robustness = {fraction: macro_f1(truth, labels) for fraction, labels in hidden.items()}
     metrics = {
         "split": config.split,
         "n_videos": len(data.videos),
@@ -244,9 +254,16 @@ def evaluate_model(
         "robustness_seed": config.seed,
         "inference": inference.to_dict(),
     }
+    baselines = None
     if training is not None:
-        metrics["baseline"] = _baseline_metrics(training, data, config.baseline, metrics)
+        baselines = baseline_labels(training, data, config.baseline)
+        metrics["baseline"] = _baseline_metrics(baselines, truth, training, config.baseline, metrics)
         advance()
+    model_labels = {"macro_f1": scores.prediction.labels, "macro_f1_voting": scores.prediction.labels_voting}
+    if scores.single_pass is not None:
+        model_labels["macro_f1_frame"] = scores.single_pass
+    bootstrap = VideoBootstrap(truth, data.lengths, seed=config.seed)
+    metrics = add_intervals(metrics, bootstrap, model_labels, hidden, baselines)
 
     plots_dir = Path(plots_dir)
     plots_dir.mkdir(parents=True, exist_ok=True)

@@ -34,6 +34,7 @@ class SplitScores:
     metrics: dict[str, Any]
     confusion: np.ndarray  # (C, C) counts, row = true class
     prediction: FramePrediction
+    single_pass: np.ndarray | None = None  # the single pass's labels per frame, when asked for
 
 
 def scores_from_labels(
@@ -50,7 +51,9 @@ def scores_from_labels(
     }
     if single_pass is not None:
         metrics["macro_f1_frame"] = macro_f1(truth, single_pass)
-    return SplitScores(metrics=metrics, confusion=confusion(truth, prediction.labels), prediction=prediction)
+    return SplitScores(
+        metrics=metrics, confusion=confusion(truth, prediction.labels), prediction=prediction, single_pass=single_pass
+    )
 
 
 def score_split(
@@ -83,6 +86,39 @@ def check_fractions(fractions: Sequence[float]) -> list[float]:
     return sorted(set(fractions))
 
 
+def robustness_labels(
+    model: FusionTransformer,
+    data: SplitData,
+    inference: InferenceSettings,
+    fractions: Sequence[float],
+    *,
+    seed: int,
+    unmasked: SplitScores | None = None,
+    batch_size: int = INFERENCE_BATCH_SIZE,
+    on_fraction: Callable[[], None] | None = None,
+) -> dict[str, np.ndarray]:
+    """The served pipeline's labels per frame with each fraction of the split's face frames hidden in bursts.
+
+    Args:
+        seed: seed of the hidden bursts (``SplitData.with_faces_masked``).
+        unmasked: the split's scores without hidden faces, reused for fraction 0.
+        on_fraction: called after each fraction (progress).
+
+    Returns:
+        ``{str(fraction): labels}`` in increasing fraction order.
+    """
+    labels = {}
+    for fraction in check_fractions(fractions):
+        if fraction == 0.0 and unmasked is not None:
+            labels[str(fraction)] = unmasked.prediction.labels
+        else:
+            masked = data.with_faces_masked(fraction, seed)
+            labels[str(fraction)] = predict_split(model, masked, inference, batch_size).labels
+        if on_fraction:
+            on_fraction()
+    return labels
+
+
 def robustness_scores(
     model: FusionTransformer,
     data: SplitData,
@@ -96,21 +132,20 @@ def robustness_scores(
 ) -> dict[str, float]:
     """Macro-F1 of the served pipeline with each fraction of the split's face frames hidden in bursts.
 
-    Args:
-        seed: seed of the hidden bursts (``SplitData.with_faces_masked``).
-        unmasked: the split's scores without hidden faces, reused for fraction 0.
-        on_fraction: called after each fraction (progress).
+    Arguments as :func:`robustness_labels`.
 
     Returns:
         ``{str(fraction): macro_f1}`` in increasing fraction order.
     """
-    scores = {}
-    for fraction in check_fractions(fractions):
-        if fraction == 0.0 and unmasked is not None:
-            scores[str(fraction)] = unmasked.metrics["macro_f1"]
-        else:
-            masked = data.with_faces_masked(fraction, seed)
-            scores[str(fraction)] = score_split(model, masked, inference, batch_size=batch_size).metrics["macro_f1"]
-        if on_fraction:
-            on_fraction()
-    return scores
+    truth = data.labels.cpu().numpy()
+    labels = robustness_labels(
+        model,
+        data,
+        inference,
+        fractions,
+        seed=seed,
+        unmasked=unmasked,
+        batch_size=batch_size,
+        on_fraction=on_fraction,
+    )
+    return {fraction: macro_f1(truth, predicted) for fraction, predicted in labels.items()}

@@ -238,9 +238,20 @@ def _log_and_register_run(
     )
 
 
+def _interval_metrics(name: str, bounds: Any) -> dict[str, float]:
+    """``<name>_lo`` and ``<name>_hi`` of a ``[lo, hi]`` interval of ``metrics.json``."""
+    lo, hi = bounds
+    return {f"{name}_lo": float(lo), f"{name}_hi": float(hi)}
+
+
 def evaluation_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
     """Flatten ``metrics.json`` into MLflow metrics ``eval_<name>``, ``eval_f1_<Class>``, ``eval_robustness_<f>``
-    and ``eval_baseline_<name>`` (the baseline's macro-F1 per input and the model's margin over it)."""
+    and ``eval_baseline_<name>`` (the baseline's macro-F1 per input and the model's margin over it).
+
+    Each 95 % interval ``<name>_ci`` becomes two metrics, ``eval_<name>_ci_lo`` and ``eval_<name>_ci_hi`` (per class
+    ``eval_f1_<Class>_ci_lo``, per robustness fraction ``eval_robustness_<f>_ci_lo``, in the baseline block
+    ``eval_baseline_<name>_ci_lo``; ``_hi`` alike).
+    """
     flat: dict[str, float] = {}
     for key, value in metrics.items():
         if isinstance(value, bool) or key == "robustness_seed":
@@ -249,10 +260,21 @@ def evaluation_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
             flat[f"eval_{key}"] = float(value)
         elif key == "per_class_f1":
             flat.update({f"eval_f1_{name}": float(score) for name, score in value.items()})
+        elif key == "per_class_f1_ci":
+            for name, bounds in value.items():
+                flat.update(_interval_metrics(f"eval_f1_{name}_ci", bounds))
         elif key == "robustness":
             flat.update({f"eval_robustness_{fraction}": float(score) for fraction, score in value.items()})
+        elif key == "robustness_ci":
+            for fraction, bounds in value.items():
+                flat.update(_interval_metrics(f"eval_robustness_{fraction}_ci", bounds))
+        elif key.endswith("_ci"):
+            flat.update(_interval_metrics(f"eval_{key}", value))
         elif key == "baseline":
             flat.update(tracking.flat_metrics(value, "eval_baseline_", "eval_baseline_f1_"))
+            for name, bounds in value.items():
+                if name.endswith("_ci"):
+                    flat.update(_interval_metrics(f"eval_baseline_{name}", bounds))
     return flat
 
 
