@@ -124,6 +124,9 @@ def pick(sources: Sources, file: str, profile: str, tags: Iterable[str]) -> list
     return [by_tag[tag] for tag in tags]
 
 
+PROFILES = ("default", "realistic")
+
+
 @dataclass(frozen=True)
 class Lever:
     """One row of a lever table: its label and, per profile, the file and tags of its runs (one per seed)."""
@@ -134,23 +137,29 @@ class Lever:
     no_face: bool = True  # False: the runs predate the audio head, so their no-face figure is not comparable
 
 
+def lever(label: str, file: str, default: tuple[str, ...] = (), realistic: tuple[str, ...] = (), no_face=True) -> Lever:
+    return Lever(label, file, {p: t for p, t in zip(PROFILES, (default, realistic), strict=True) if t}, no_face)
+
+
 def seeds(prefix: str, n: int = 3) -> tuple[str, ...]:
     return tuple(f"{prefix}_s{seed}" for seed in range(n))
 
 
-def lever_table(sources: Sources, levers: list[Lever], profiles: tuple[str, ...]) -> str:
-    """Per lever: validation macro-F1 (mean and range over seeds), then the means with every face hidden and on the
-    training holdout, for each profile."""
-    header = ["run"] + [f"`{p}`" for p in profiles]
-    header += [f"`{p}`, no face" for p in profiles] + [f"`{p}`, holdout" for p in profiles]
+LEVER_HEADER = ["run", *(f"`{p}`" for p in PROFILES), *(f"`{p}`, no face" for p in PROFILES)]
+LEVER_HEADER += [f"`{p}`, holdout" for p in PROFILES]
+
+
+def lever_rows(sources: Sources, levers: list[Lever]) -> list[list[str]]:
+    """Per lever and profile: validation (mean and range over seeds), then the means with every face hidden and on
+    the training holdout."""
     rows = []
-    for lever in levers:
-        runs = {p: pick(sources, lever.file, p, lever.tags[p]) if p in lever.tags else [] for p in profiles}
-        row = [lever.label] + [spread([r["refit_val"] for r in runs[p]]) for p in profiles]
-        row += [mean_or_dash([r["refit_noface"] for r in runs[p]] if lever.no_face else []) for p in profiles]
-        row += [mean_or_dash([r["holdout"] for r in runs[p]]) for p in profiles]
-        rows.append(row)
-    return markdown(header, rows)
+    for row in levers:
+        runs = {p: pick(sources, row.file, p, row.tags[p]) if p in row.tags else [] for p in PROFILES}
+        cells = [spread([r["refit_val"] for r in runs[p]]) for p in PROFILES]
+        cells += [mean_or_dash([r["refit_noface"] for r in runs[p]] if row.no_face else []) for p in PROFILES]
+        cells += [mean_or_dash([r["holdout"] for r in runs[p]]) for p in PROFILES]
+        rows.append([row.label, *cells])
+    return rows
 
 
 def overrides(record: dict) -> str:
@@ -159,112 +168,98 @@ def overrides(record: dict) -> str:
     return ", ".join(f"`{key}={value}`" for key, value in changed.items()) or "the probe's settings"
 
 
+def seed_of(record: dict) -> str:
+    return str(record["train"].get("seed", 0))
+
+
 @table("levers-repro-scale")
 def levers_repro_scale(sources: Sources) -> str:
     header = ["settings changed", "corpus", "seed", "holdout", "validation", "no face", "validation, τ = 0.5"]
+    keys = ("holdout", "val_tau0.0", "no_face_tau0.0", "val_tau0.5")
     rows = [
-        [
-            overrides(r),
-            f"`{profile_of(r)}`",
-            str(r["train"].get("seed", 0)),
-            f3(r["holdout"]),
-            f3(r["val_tau0.0"]),
-            f3(r["no_face_tau0.0"]),
-            f3(r["val_tau0.5"]),
-        ]
+        [overrides(r), f"`{profile_of(r)}`", seed_of(r), *(f3(r[key]) for key in keys)]
         for r in sources.records("lever_probe_repro_scale")
     ]
     return markdown(header, rows)
 
 
-REFIT_SEEDS = {"default": seeds("def"), "realistic": seeds("real")}
+REFIT = "lever_probe_refit"
+EXPERTS = "lever_probe_experts"
+AUTO = "lever_probe_auto"
+REFERENCE = lever("reference (the refit)", REFIT, seeds("def"), seeds("real"))
+ROBUST = lever(
+    "robust standardisation", REFIT, ("d_rob_s0", "d_rob_s1", "d_robp_s2"), ("r_rob_s0", "r_rob_s1", "r_robp_s2")
+)
+WITH_EXPERTS = lever("**experts** (joint weight 2, audio weight 8)", EXPERTS, seeds("experts"), seeds("experts"))
+
+
+def figures(record: dict, keys: tuple[str, ...] = ("refit_noface", "refit_noface_audio_head")) -> list[str]:
+    return [f3(record[key]) for key in keys]
 
 
 @table("levers-refit-seeds")
 def levers_refit_seeds(sources: Sources) -> str:
     header = ["corpus", "seed", "holdout (selection)", "selection run's model", "**refit**", "refit, no face"]
     header += ["refit, no face, audio head"]
-    rows = []
-    for profile, tags in REFIT_SEEDS.items():
-        for record in pick(sources, "lever_probe_refit", profile, tags):
-            rows.append(
-                [f"`{profile}`", str(record["train"].get("seed", 0))]
-                + [f3(record[key]) for key in ("holdout", "sel_val")]
-                + [f"**{f3(record['refit_val'])}**", f3(record["refit_noface"]), f3(record["refit_noface_audio_head"])]
-            )
+    rows = [
+        [f"`{profile}`", seed_of(r), f3(r["holdout"]), f3(r["sel_val"]), f"**{f3(r['refit_val'])}**", *figures(r)]
+        for profile in PROFILES
+        for r in pick(sources, REFIT, profile, REFERENCE.tags[profile])
+    ]
     return markdown(header, rows)
-
-
-def refit_lever(label: str, default: tuple[str, ...], realistic: tuple[str, ...], no_face: bool = True) -> Lever:
-    tags = {p: t for p, t in (("default", default), ("realistic", realistic)) if t}
-    return Lever(label, "lever_probe_refit", tags, no_face)
-
-
-ROBUST = refit_lever(
-    "robust standardisation", ("d_rob_s0", "d_rob_s1", "d_robp_s2"), ("r_rob_s0", "r_rob_s1", "r_robp_s2")
-)
 
 
 @table("levers-refit")
 def levers_refit(sources: Sources) -> str:
-    levers = [
-        refit_lever("reference (the refit)", REFIT_SEEDS["default"], REFIT_SEEDS["realistic"]),
-        refit_lever("window readout", seeds("d_ro0", 2), seeds("r_ro0")),
-        refit_lever("window readout, readout dropout 0.5", seeds("d_ro05", 2), seeds("r_ro05")),
-        refit_lever("class weights, power 0.5", seeds("d_cw05", 2), seeds("r_cw05", 2)),
-        refit_lever("class weights, power 1", ("d_cw1_s0",), ("r_cw1_s0",)),
-        refit_lever("focal γ 0 (cross-entropy)", seeds("d_g0", 2), seeds("r_g0", 2)),
-        refit_lever("mixup over windows, α 0.4 (measured and removed)", seeds("d_mix04", 2), seeds("r_mix04", 2)),
-        refit_lever("learning rate 1e-3", ("d_lr1e3_s0",), ("r_lr1e3_s0",)),
-        refit_lever("8 epochs", ("def_e8",), ("real_e8",), no_face=False),
-        ROBUST,
-        refit_lever("robust standardisation and window readout", ("d_robro_s0",), ("r_robro_s0",)),
-        refit_lever("weight EMA, decay 0.99 (measured and removed)", seeds("ema99", 2), seeds("ema99", 2), False),
-    ]
-    table_text = lever_table(sources, levers, ("default", "realistic"))
-    # Logit adjustment by the train prior, its τ chosen on the holdout, on the reference's seed-0 refit.
-    cells = []
-    for profile, tag in (("default", "d_cw0_s0"), ("realistic", "r_cw0_s0")):
-        (record,) = pick(sources, "lever_probe_refit", profile, (tag,))
-        cells.append(f"{f3(record['refit_val_tau_star'])} (τ {record['tau_star']}, seed 0)")
-    return (
-        table_text + "\n" + "| logit adjustment, τ chosen on the holdout | " + " | ".join(cells) + " | – | – | – | – |"
+    rows = lever_rows(
+        sources,
+        [
+            REFERENCE,
+            lever("window readout", REFIT, seeds("d_ro0", 2), seeds("r_ro0")),
+            lever("window readout, readout dropout 0.5", REFIT, seeds("d_ro05", 2), seeds("r_ro05")),
+            lever("class weights, power 0.5", REFIT, seeds("d_cw05", 2), seeds("r_cw05", 2)),
+            lever("class weights, power 1", REFIT, ("d_cw1_s0",), ("r_cw1_s0",)),
+            lever("focal γ 0 (cross-entropy)", REFIT, seeds("d_g0", 2), seeds("r_g0", 2)),
+            lever("mixup over windows, α 0.4 (measured and removed)", REFIT, seeds("d_mix04", 2), seeds("r_mix04", 2)),
+            lever("learning rate 1e-3", REFIT, ("d_lr1e3_s0",), ("r_lr1e3_s0",)),
+            lever("8 epochs", REFIT, ("def_e8",), ("real_e8",), no_face=False),
+            ROBUST,
+            lever("robust standardisation and window readout", REFIT, ("d_robro_s0",), ("r_robro_s0",)),
+            lever("weight EMA, decay 0.99 (measured and removed)", REFIT, seeds("ema99", 2), seeds("ema99", 2), False),
+        ],
     )
-
-
-def experts_lever(label: str, default: tuple[str, ...], realistic: tuple[str, ...], file: str) -> Lever:
-    return Lever(label, file, {p: t for p, t in (("default", default), ("realistic", realistic)) if t})
+    # Logit adjustment by the train prior, its τ chosen on the holdout, on the reference's seed-0 refit.
+    adjusted = [pick(sources, REFIT, p, (tag,))[0] for p, tag in zip(PROFILES, ("d_cw0_s0", "r_cw0_s0"), strict=True)]
+    cells = [f"{f3(r['refit_val_tau_star'])} (τ {r['tau_star']}, seed 0)" for r in adjusted]
+    rows.append(["logit adjustment, τ chosen on the holdout", *cells, "–", "–", "–", "–"])
+    return markdown(LEVER_HEADER, rows)
 
 
 @table("levers-experts")
 def levers_experts(sources: Sources) -> str:
     levers = [
         ROBUST,
-        experts_lever(
-            "**experts** (joint weight 2, audio weight 8)", seeds("experts"), seeds("experts"), "lever_probe_experts"
-        ),
-        experts_lever("experts and window readout", seeds("experts_readout"), (), "lever_probe_experts"),
-        experts_lever(
+        WITH_EXPERTS,
+        lever("experts and window readout", EXPERTS, seeds("experts_readout")),
+        lever(
             "experts, weights chosen on the holdout (measured and removed)",
+            EXPERTS,
             seeds("calibrated"),
             seeds("calibrated"),
-            "lever_probe_experts",
         ),
     ]
-    return lever_table(sources, levers, ("default", "realistic"))
+    return markdown(LEVER_HEADER, lever_rows(sources, levers))
 
 
 def weight_sweep(sources: Sources, expert: str, what: str) -> str:
     weights = EXPERT_WEIGHTS[expert]
-    header = [f"{expert} weight ({what})"] + [str(w) for w in weights]
     rows = []
-    for profile in ("default", "realistic"):
-        runs = pick(sources, "lever_probe_experts", profile, seeds("experts"))
-        scores = [record[f"refit_{expert}_weights"] for record in runs]
+    for profile in PROFILES:
+        scores = [r[f"refit_{expert}_weights"] for r in pick(sources, EXPERTS, profile, WITH_EXPERTS.tags[profile])]
         if any(len(s) != len(weights) for s in scores):
-            raise TableError(f"lever_probe_experts: refit_{expert}_weights do not match {weights}")
-        rows.append([f"`{profile}`"] + [f3(statistics.mean(column)) for column in zip(*scores, strict=True)])
-    return markdown(header, rows)
+            raise TableError(f"{EXPERTS}: refit_{expert}_weights do not match {weights}")
+        rows.append([f"`{profile}`", *(f3(statistics.mean(column)) for column in zip(*scores, strict=True))])
+    return markdown([f"{expert} weight ({what})", *(str(w) for w in weights)], rows)
 
 
 @table("expert-weights")
@@ -275,55 +270,39 @@ def expert_weights(sources: Sources) -> str:
 @table("expert-calibration")
 def expert_calibration(sources: Sources) -> str:
     """The weights the holdout chose, run by run, and what they scored."""
+
+    def row(file: str, profile: str, record: dict) -> list[str]:
+        chosen = [f"{record['expert_weights'][expert]:g}" for expert in EXPERT_WEIGHTS]
+        return [f"`{file}`", f"`{profile}`", seed_of(record), *chosen, *figures(record, ("refit_val", "refit_noface"))]
+
     header = ["probe", "corpus", "seed", "joint weight chosen", "audio weight chosen", "validation", "no face"]
-    rows = []
-    for file, prefix in (("lever_probe_experts", "calibrated"), ("lever_probe_auto", "cal")):
-        for profile in ("default", "realistic"):
-            for record in pick(sources, file, profile, seeds(prefix)):
-                chosen = record["expert_weights"]
-                rows.append(
-                    [
-                        f"`{file}`",
-                        f"`{profile}`",
-                        str(record["train"].get("seed", 0)),
-                        f"{chosen['joint']:g}",
-                        f"{chosen['audio']:g}",
-                        f3(record["refit_val"]),
-                        f3(record["refit_noface"]),
-                    ]
-                )
+    rows = [
+        row(file, profile, record)
+        for file, prefix in ((EXPERTS, "calibrated"), (AUTO, "cal"))
+        for profile in PROFILES
+        for record in pick(sources, file, profile, seeds(prefix))
+    ]
     return markdown(header, rows)
 
 
 @table("levers-pipeline-ablation")
 def levers_pipeline_ablation(sources: Sources) -> str:
-    """Around the pipeline's model on `realistic`: one lever changed per row."""
-    experts = pick(sources, "lever_probe_experts", "realistic", seeds("experts"))
+    """Around the pipeline's model on `realistic`: one lever changed per row (mean and range over seeds)."""
+
+    def row(label: str, runs: list[dict], model: str = "refit", holdout: str | None = None) -> list[str]:
+        return [
+            label,
+            spread([r[f"{model}_val"] for r in runs]),
+            spread([r[f"{model}_noface"] for r in runs]),
+            holdout or mean_or_dash([r["holdout"] for r in runs]),
+        ]
+
+    experts = pick(sources, EXPERTS, "realistic", WITH_EXPERTS.tags["realistic"])
     rows = [
-        [
-            "**the pipeline's model**",
-            spread([r["refit_val"] for r in experts]),
-            spread([r["refit_noface"] for r in experts]),
-            mean_or_dash([r["holdout"] for r in experts]),
-        ],
+        row("**the pipeline's model**", experts),
+        row("no experts", pick(sources, REFIT, "realistic", ROBUST.tags["realistic"])),
+        row("no refit (the selection run's model)", experts, model="sel"),
     ]
-    robust = pick(sources, "lever_probe_refit", "realistic", ROBUST.tags["realistic"])
-    rows.append(
-        [
-            "no experts",
-            spread([r["refit_val"] for r in robust]),
-            spread([r["refit_noface"] for r in robust]),
-            mean_or_dash([r["holdout"] for r in robust]),
-        ]
-    )
-    rows.append(
-        [
-            "no refit (the selection run's model)",
-            spread([r["sel_val"] for r in experts]),
-            spread([r["sel_noface"] for r in experts]),
-            mean_or_dash([r["holdout"] for r in experts]),
-        ]
-    )
     for label, prefix in (
         ("ordinary standardisation (`global`)", "norm_global"),
         ("no standardisation (`none`)", "norm_none"),
@@ -332,32 +311,18 @@ def levers_pipeline_ablation(sources: Sources) -> str:
         ("selection on the validation split", "sel_val"),
     ):
         runs = pick(sources, "lever_probe_ablation", "realistic", seeds(prefix))
-        holdout = "(validation)" if prefix == "sel_val" else mean_or_dash([r["holdout"] for r in runs])
-        rows.append([label, spread([r["refit_val"] for r in runs]), spread([r["refit_noface"] for r in runs]), holdout])
+        rows.append(row(label, runs, holdout="(validation)" if prefix == "sel_val" else None))
     return markdown(["row", "validation", "no face", "holdout"], rows)
 
 
 @table("levers-auto")
 def levers_auto(sources: Sources) -> str:
     levers = [
-        experts_lever(
-            "before: robust, joint expert trained by SGD, weight 2",
-            seeds("experts"),
-            seeds("experts"),
-            "lever_probe_experts",
-        ),
-        Lever(
-            "**`auto` and the fitted joint expert** (joint 4, audio 8)",
-            "lever_probe_auto",
-            {"default": seeds("auto"), "realistic": seeds("auto")},
-        ),
-        Lever(
-            "the same, weights chosen on the holdout (measured and removed)",
-            "lever_probe_auto",
-            {"default": seeds("cal"), "realistic": seeds("cal")},
-        ),
+        lever("before: robust, joint expert trained by SGD, weight 2", EXPERTS, seeds("experts"), seeds("experts")),
+        lever("**`auto` and the fitted joint expert** (joint 4, audio 8)", AUTO, seeds("auto"), seeds("auto")),
+        lever("the same, weights chosen on the holdout (measured and removed)", AUTO, seeds("cal"), seeds("cal")),
     ]
-    return lever_table(sources, levers, ("default", "realistic"))
+    return markdown(LEVER_HEADER, lever_rows(sources, levers))
 
 
 # --- benchmarks/ablation.py ---------------------------------------------------------------------------------------
@@ -377,35 +342,18 @@ def ablation(sources: Sources) -> str:
     """The paper's ablation: the median over each row's seeds."""
     grouped = rows_by_name(sources.records("ablation"))
     header = ["run", "seeds", "macro-F1", "accuracy", "F1 voting", "F1 single pass", "F1 @ 50 % faces missing"]
-    header += ["train time"]
     rows = []
+    keys = ("macro_f1", "accuracy", "macro_f1_voting", "macro_f1_frame", "missing_50")
     for name in ABLATION_ROWS:
         runs = grouped[name]
-
-        def median(key: str, runs: list[dict] = runs) -> float:
-            return statistics.median(r[key] for r in runs)
-
-        rows.append(
-            [f"`{name}`", str(len(runs))]
-            + [f3(median(k)) for k in ("macro_f1", "accuracy", "macro_f1_voting", "macro_f1_frame", "missing_50")]
-            + [f"{median('seconds') / 60:.1f} min"]
-        )
-    return markdown(header, rows)
+        scores = [f3(statistics.median(r[key] for r in runs)) for key in keys]
+        minutes = statistics.median(r["seconds"] for r in runs) / 60
+        rows.append([f"`{name}`", str(len(runs)), *scores, f"{minutes:.1f} min"])
+    return markdown([*header, "train time"], rows)
 
 
-LEVER_ROWS = (
-    "fusion",
-    "visual",
-    "audio",
-    "p=0",
-    "norm=none",
-    "norm=video",
-    "aux=0.3",
-    "drop=face",
-    "cw=0.5",
-    "wd=0.2",
-    "sel=val",
-)
+LEVER_ROWS = ("fusion", "visual", "audio", "p=0", "norm=none", "norm=video", "aux=0.3", "drop=face", "cw=0.5")
+LEVER_ROWS += ("wd=0.2", "sel=val")
 LEVER_COLUMNS = (
     ("realistic, 12 ep", "ablation_realistic_12ep", "macro_f1"),
     ("realistic, 40 ep", "ablation_realistic_40ep", "macro_f1"),
@@ -420,12 +368,11 @@ LEVER_COLUMNS = (
 def ablation_levers(sources: Sources) -> str:
     """The real-feature levers on a GPU: median over seeds and range, per profile and schedule."""
     files = {file: rows_by_name(sources.records(file)) for _, file, _ in LEVER_COLUMNS}
-    rows = []
-    for name in LEVER_ROWS:
-        cells = [
-            spread([r[key] for r in files[file].get(name, [])], statistics.median) for _, file, key in LEVER_COLUMNS
-        ]
-        rows.append([f"`{name}`", *cells])
+    rows = [
+        [f"`{name}`"]
+        + [spread([r[key] for r in files[file].get(name, [])], statistics.median) for _, file, key in LEVER_COLUMNS]
+        for name in LEVER_ROWS
+    ]
     return markdown(["run", *(label for label, _, _ in LEVER_COLUMNS)], rows)
 
 
@@ -525,33 +472,29 @@ def last_run(sources: Sources) -> str:
         return "No `reports/metrics.json` here yet: run `make repro`, then `make docs`."
     metrics = json.loads(path.read_text())
 
-    def cell(block: dict, key: str) -> str:
-        span = interval(block, key)
-        return f3(block[key]) + (f" ({f3(span[0])}–{f3(span[1])})" if span else "")
+    def cell(value: float, span: list[float] | None) -> str:
+        return f3(value) + (f" ({f3(span[0])}–{f3(span[1])})" if span else "")
 
+    scores = (
+        ("macro-F1 (voting + median filter)", "macro_f1"),
+        ("accuracy", "accuracy"),
+        ("macro-F1, voting alone", "macro_f1_voting"),
+        ("macro-F1, single pass", "macro_f1_frame"),
+    )
     rows = [
-        [f"model, {label}", cell(metrics, key)]
-        for label, key in (
-            ("macro-F1 (voting + median filter)", "macro_f1"),
-            ("accuracy", "accuracy"),
-            ("macro-F1, voting alone", "macro_f1_voting"),
-            ("macro-F1, single pass", "macro_f1_frame"),
-        )
-        if key in metrics
+        [f"model, {label}", cell(metrics[key], metrics.get(f"{key}_ci"))] for label, key in scores if key in metrics
     ]
-    robustness, robustness_ci = metrics.get("robustness", {}), metrics.get("robustness_ci", {})
-    for fraction, score in robustness.items():
-        span = robustness_ci.get(fraction)
-        rows.append(
-            [
-                f"model, {float(fraction) * 100:g} % of faces hidden",
-                f3(score) + (f" ({f3(span[0])}–{f3(span[1])})" if span else ""),
-            ]
-        )
+    hidden, hidden_ci = metrics.get("robustness", {}), metrics.get("robustness_ci", {})
+    rows += [
+        [f"model, {float(share) * 100:g} % of faces hidden", cell(score, hidden_ci.get(share))]
+        for share, score in hidden.items()
+    ]
     baseline = metrics.get("baseline", {})
-    for key in ("both", "visual", "audio", "margin", "audio_floor_margin"):
-        if key in baseline:
-            rows.append([f"baseline: {key.replace('_', ' ')}", cell(baseline, key)])
+    rows += [
+        [f"baseline: {key.replace('_', ' ')}", cell(baseline[key], baseline.get(f"{key}_ci"))]
+        for key in ("both", "visual", "audio", "margin", "audio_floor_margin")
+        if key in baseline
+    ]
     return markdown(["score (95 % interval where evaluated)", f"{metrics.get('split', 'validation')}"], rows)
 
 
