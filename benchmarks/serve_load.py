@@ -21,7 +21,6 @@ import json
 import os
 import random
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -33,6 +32,8 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+
+from exprfusion.service.local_server import bentoml_serve
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 # (kind, weight): half the requests are good, half bad.
@@ -47,18 +48,12 @@ MIX: tuple[tuple[str, int], ...] = (
 )
 
 
-def free_port() -> int:
-    """A TCP port free on the loopback interface."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @contextlib.contextmanager
 def local_service(model: Path, workdir: Path, extra_env: dict[str, str] | None = None) -> Iterator[str]:
     """Package ``model``, build its Bento in ``workdir/bentoml`` and serve it on a free loopback port; yield the URL.
 
-    The build runs in a child process, so this process never fixes BentoML's home; the server is stopped on exit.
+    The build runs in a child process, so this process never fixes BentoML's home; the server
+    (:func:`exprfusion.service.local_server.bentoml_serve`) is stopped on exit.
     """
     env = {**os.environ, "BENTOML_HOME": str(workdir / "bentoml"), "BENTOML_DO_NOT_TRACK": "True", **(extra_env or {})}
     build = (
@@ -74,34 +69,8 @@ def local_service(model: Path, workdir: Path, extra_env: dict[str, str] | None =
         check=True,
     )
     tag = done.stdout.split()[-1]
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = (workdir / "server.log").open("wb")
-    server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "bentoml"), "serve", tag, "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the service did not start:\n{(workdir / 'server.log').read_text()[-3000:]}")
-            time.sleep(0.3)
-        yield url
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
-        log.close()
+    with bentoml_serve([tag], workdir / "server.log", env) as server:
+        yield server.url
 
 
 def model_widths(url: str) -> tuple[int, int]:

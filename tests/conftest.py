@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from factories import make_record
-from servers import free_port, start, stop, wait_for
 
 from exprfusion.data.corpus_writer import CorpusWriter
+from exprfusion.service.local_server import mlflow_server as start_mlflow_server
 
 
 @pytest.fixture
@@ -31,27 +30,12 @@ def mlflow_server(tmp_path, monkeypatch) -> Iterator[str]:
 
     The test runs in ``tmp_path`` with ``MLFLOW_TRACKING_URI`` pointing at the server; yields the server's URL.
     """
-    port = free_port()
-    command = [
-        str(Path(sys.executable).parent / "mlflow"),
-        "server",
-        "--backend-store-uri",
-        f"sqlite:///{tmp_path / 'server.db'}",
-        "--artifacts-destination",
-        str(tmp_path / "server-artifacts"),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        "1",
-    ]
-    server = start(command, tmp_path / "server.log")
-    url = f"http://127.0.0.1:{port}"
+    server = start_mlflow_server(
+        f"sqlite:///{tmp_path / 'server.db'}", tmp_path / "server-artifacts", tmp_path / "server.log"
+    )
     try:
-        wait_for(f"{url}/health", server, tmp_path / "server.log")
         monkeypatch.chdir(tmp_path)
-        monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
-        yield url
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", server.url)
+        yield server.url
     finally:
-        stop(server)
+        server.stop()

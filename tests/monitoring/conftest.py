@@ -17,17 +17,16 @@ from pathlib import Path
 
 import pytest
 from factories import write_learnable_corpus
-from servers import bentoml_serve, free_port, stop, wait_for
-from servers import start as start_server
 
 from exprfusion.data.corpus import Corpus
 from exprfusion.model.artifact import save_model
 from exprfusion.model.fusion_config import FusionConfig
+from exprfusion.service.local_server import LocalServer, bentoml_serve, free_port, serve
 from exprfusion.training.train import train_model, training_metadata
 from exprfusion.training.train_config import TrainConfig
 
 REPOSITORY = Path(__file__).resolve().parents[2]
-TINY_MODEL = FusionConfig(d_model=16, n_layers=1, n_heads=2)
+TINY_MODEL = FusionConfig.paper(d_model=16, n_layers=1, n_heads=2)
 TINY_TRAIN = TrainConfig(
     epochs=2, batch_size=8, window=16, stride=8, eval_stride=4, median_kernel=5, lr=3e-3, device="cpu"
 )
@@ -99,11 +98,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     tag = done.stdout.strip().splitlines()[-1]
     log = root / "server.log"
     arguments = ["serving.service:ExpressionService", "--working-dir", str(REPOSITORY), "--arg", f"model_tag={tag}"]
-    url, process = bentoml_serve(arguments, env, log)
-    try:
-        yield Served(url=url, model_path=model_path, corpus=corpus, request_log=request_log, log=log)
-    finally:
-        stop(process)
+    with bentoml_serve(arguments, log, env) as server:
+        yield Served(url=server.url, model_path=model_path, corpus=corpus, request_log=request_log, log=log)
 
 
 @pytest.fixture
@@ -111,7 +107,7 @@ def start_prometheus(prometheus_bin: Path, tmp_path: Path) -> Iterator[Callable[
     """A factory: ``start_prometheus(target, rule_files)`` runs Prometheus on a free loopback port, scraping
     ``target`` (host:port) every second and evaluating the rules every second; returns its URL. Stopped after the test.
     """
-    processes: list[subprocess.Popen] = []
+    servers: list[LocalServer] = []
 
     def start(target: str, rule_files: list[Path]) -> str:
         config = tmp_path / "prometheus.yml"
@@ -123,14 +119,11 @@ def start_prometheus(prometheus_bin: Path, tmp_path: Path) -> Iterator[Callable[
         port = free_port()
         command = [str(prometheus_bin / "prometheus"), f"--config.file={config}"]
         command += [f"--web.listen-address=127.0.0.1:{port}", f"--storage.tsdb.path={tmp_path / 'tsdb'}"]
-        log = tmp_path / "prometheus.log"
-        processes.append(start_server(command, log))
-        url = f"http://127.0.0.1:{port}"
-        wait_for(f"{url}/-/ready", processes[-1], log, timeout=30)
-        return url
+        servers.append(serve(command, port, tmp_path / "prometheus.log", "/-/ready", timeout=30))
+        return servers[-1].url
 
     try:
         yield start
     finally:
-        for process in processes:
-            stop(process)
+        for server in servers:
+            server.stop()

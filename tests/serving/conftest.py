@@ -16,17 +16,18 @@ from pathlib import Path
 import psutil
 import pytest
 from factories import write_learnable_corpus
-from servers import bentoml_serve, package_bento, stop
+from servers import package_bento
 
 from exprfusion.data.corpus import Corpus
 from exprfusion.model.artifact import save_model
 from exprfusion.model.fusion_config import FusionConfig
+from exprfusion.service.local_server import bentoml_serve
 from exprfusion.training.train import train_model, training_metadata
 from exprfusion.training.train_config import TrainConfig
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 BODY_LIMIT = 4_000_000  # bytes; the default (1 GiB) is too large to send in a test
-TINY_MODEL = FusionConfig(d_model=16, n_layers=1, n_heads=2)
+TINY_MODEL = FusionConfig.paper(d_model=16, n_layers=1, n_heads=2)
 TINY_TRAIN = TrainConfig(
     epochs=2, batch_size=8, window=16, stride=8, eval_stride=4, median_kernel=5, lr=3e-3, device="cpu"
 )
@@ -71,17 +72,17 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         "EXPRFUSION_MAX_REQUEST_BYTES": str(BODY_LIMIT),
     }
     tag, commit = package_bento(root / "work", model_path, env, REGISTRATION)
-    url, process = bentoml_serve([tag], env, root / "server.log")
+    server = bentoml_serve([tag], root / "server.log", env)
     try:
         served = Served(
-            url=url,
+            url=server.url,
             model_path=model_path,
             corpus=corpus,
-            process=process,
-            log=root / "server.log",
+            process=server.process,
+            log=server.log,
             package_commit=commit,
         )
         served.initial_workers = served.worker_pids()
         yield served
     finally:
-        stop(process)
+        server.stop()

@@ -1,7 +1,7 @@
 """The video routes over HTTP, against a real ``bentoml serve`` of a Bento packaged with the tiny artefact.
 
-The Bento is built by the real package stage script and served as in ``tests/serving`` (``tests/servers.py``),
-with two stream slots and a 5-second video limit.
+The Bento is built by the real package stage script and served as in ``tests/serving``
+(``exprfusion.service.local_server``), with two stream slots and a 5-second video limit.
 """
 
 from __future__ import annotations
@@ -15,11 +15,12 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
-from servers import bentoml_serve, package_bento, stop
+from servers import package_bento
 from video.video_factories import N_FRAMES, write_face_video
 
 from exprfusion.inference.predict import predict_video
 from exprfusion.model.artifact import load_model
+from exprfusion.service.local_server import bentoml_serve
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -39,11 +40,8 @@ def service(tmp_path_factory, tiny_artefact: Path) -> Iterator[str]:
         "EXPRFUSION_MAX_VIDEO_SECONDS": str(MAX_VIDEO_SECONDS),
     }
     tag, _ = package_bento(root / "work", tiny_artefact, env)
-    url, process = bentoml_serve([tag], env, root / "server.log")
-    try:
-        yield url
-    finally:
-        stop(process)
+    with bentoml_serve([tag], root / "server.log", env) as server:
+        yield server.url
 
 
 @pytest.fixture(scope="module")
