@@ -14,8 +14,6 @@ from exprfusion.data.annotations import (
     AnnotationError,
     check_annotation_length,
     face_presence_from_cropped_aligned,
-    fit_labels_to_frames,
-    is_two_person,
     media_name,
     read_annotation_tree,
     read_expr_annotation,
@@ -123,18 +121,11 @@ def test_length_check_names_both_lengths_and_the_line(tmp_path: Path) -> None:
         check_annotation_length(path, labels, 98, tolerance=1)
 
 
-def test_fit_labels_to_frames_trims_or_pads_with_ignore() -> None:
-    labels = np.array([1, 2, 3])
-    np.testing.assert_array_equal(fit_labels_to_frames(labels, 2), [1, 2])
-    np.testing.assert_array_equal(fit_labels_to_frames(labels, 5), [1, 2, 3, -1, -1])
-
-
 def test_media_name_strips_the_person_suffix() -> None:
     assert media_name("10-60-1280x720_left") == "10-60-1280x720"
     assert media_name("video59_right") == "video59"
     assert media_name("118-30-640x480") == "118-30-640x480"
     assert media_name("left_hand") == "left_hand"
-    assert is_two_person("video59_right") and not is_two_person("video59")
 
 
 def make_official_tree(challenge: Path) -> None:

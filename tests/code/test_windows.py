@@ -1,4 +1,4 @@
-"""Windows over videos: starts, padding of short videos, the stacked multi-video index, batch sampling."""
+"""Windows over videos: starts, padding of short videos, the stacked multi-video index, batches."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import pytest
 
 from exprfusion.data.windows import (
     build_window_index,
-    sample_training_windows,
     window_batches,
     window_frame_indices,
     window_starts,
@@ -94,22 +93,6 @@ def test_fancy_indexing_gathers_a_batch_of_windows() -> None:
 def test_build_window_index_rejects_empty_videos() -> None:
     with pytest.raises(ValueError):
         build_window_index([4, 0], window=4, stride=2)
-
-
-def test_sample_training_windows_draws_distinct_ids_when_possible() -> None:
-    index = build_window_index([100, 50], window=8, stride=4)
-    batch = sample_training_windows(index, batch_size=16, rng=np.random.default_rng(1))
-    assert batch.shape == (16,) and batch.dtype == np.int64
-    assert len(np.unique(batch)) == 16
-    assert batch.min() >= 0 and batch.max() < index.n_windows
-    again = sample_training_windows(index, batch_size=16, rng=np.random.default_rng(1))
-    np.testing.assert_array_equal(batch, again)
-
-
-def test_sample_training_windows_repeats_ids_on_a_tiny_split() -> None:
-    index = build_window_index([3], window=4, stride=2)
-    batch = sample_training_windows(index, batch_size=5, rng=np.random.default_rng(0))
-    np.testing.assert_array_equal(batch, np.zeros(5, dtype=np.int64))
 
 
 def test_window_batches_visit_every_window_once() -> None:

@@ -62,11 +62,6 @@ def media_name(video: str) -> str:
     return video
 
 
-def is_two_person(video: str) -> bool:
-    """Return whether the annotated video is one person of a two-person video (name ends in _left/_right)."""
-    return video.endswith(TWO_PERSON_SUFFIXES)
-
-
 def read_expr_annotation(path: str | os.PathLike[str]) -> np.ndarray:
     """Read an official EXPR annotation file.
 
@@ -133,14 +128,6 @@ def check_annotation_length(
         line,
         f"annotation has {n_labels} frame labels but there are {n_frames} feature frames ({where})",
     )
-
-
-def fit_labels_to_frames(labels: np.ndarray, n_frames: int) -> np.ndarray:
-    """Trim labels to ``n_frames`` or pad them with -1 (ignore): annotations may be a line off the frames."""
-    if n_frames <= len(labels):
-        return labels[:n_frames]
-    padding = np.full(n_frames - len(labels), IGNORE_LABEL, dtype=labels.dtype)
-    return np.concatenate([labels, padding])
 
 
 def read_annotation_tree(root: str | os.PathLike[str]) -> dict[str, dict[str, Path]]:

@@ -157,20 +157,6 @@ def build_window_index(
     return WindowIndex(video=video, start=start, rows=rows, valid=valid, lengths=lengths, offsets=offsets)
 
 
-def sample_training_windows(index: WindowIndex, batch_size: int, rng: np.random.Generator) -> np.ndarray:
-    """Random window ids for one training batch.
-
-    Draws without replacement when the split has at least ``batch_size`` windows, with replacement otherwise
-    (tiny corpora), so a batch always has ``batch_size`` windows.
-    """
-    if batch_size < 1:
-        raise InputError(f"batch_size must be >= 1, got {batch_size}")
-    if index.n_windows == 0:
-        raise ValueError("the index holds no windows")
-    replace = batch_size > index.n_windows
-    return rng.choice(index.n_windows, size=batch_size, replace=replace).astype(np.int64)
-
-
 def window_batches(n_windows: int, batch_size: int, rng: np.random.Generator | None = None) -> Iterator[np.ndarray]:
     """Split window ids ``0 .. n_windows-1`` into batches that visit each window once.
 

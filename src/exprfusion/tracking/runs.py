@@ -190,13 +190,6 @@ def find_child_run(experiment_id: str, parent_run_id: str, tag: str, value: str,
     return runs[0].info.run_id if runs else None
 
 
-def child_runs(experiment_id: str, parent_run_id: str, uri: str | None = None) -> list[Any]:
-    """Every child run of ``parent_run_id`` (MLflow ``Run`` objects)."""
-    return list(
-        client(uri).search_runs([experiment_id], filter_string=f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{parent_run_id}'")
-    )
-
-
 def set_tags(run_id: str, tags: Mapping[str, Any], uri: str | None = None) -> None:
     """Set several tags at once."""
     client(uri).log_batch(run_id, tags=[RunTag(key, str(value)) for key, value in tags.items()])
