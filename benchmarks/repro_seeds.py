@@ -2,9 +2,9 @@
 
 Each seed runs `dvc repro evaluate` in a fresh clone of the current commit (its own MLflow store and BentoML home),
 with `tune.train.seed` (the seed of every trial and of the final training) set; everything else is params.yaml.
-One JSON line per run goes to ``benchmarks/results/repro_seeds.jsonl`` (commit, profile, seed, CPU, precision,
-seconds, and the run's whole ``reports/metrics.json``); a seed already measured at the same commit and profile is
-skipped, so an interrupted run resumes. The docs' results tables are generated from that file.
+One JSON line per run goes to ``benchmarks/results/repro_seeds.jsonl`` (commit, profile, seed, CPU, seconds, and
+the run's whole evaluation report, ``reports/evaluation.json``); a seed already measured at the same commit and
+profile is skipped, so an interrupted run resumes. The docs' results tables are generated from that file.
 
     python benchmarks/repro_seeds.py                     # seeds 0 1 2 on params.yaml's profile
     python benchmarks/repro_seeds.py --seeds 3 4 --profile default
@@ -79,7 +79,7 @@ def run_seed(seed: int, profile: str | None, commit: str) -> dict:
         started = time.perf_counter()
         subprocess.run([sys.executable, "-m", "dvc", "repro", "evaluate"], cwd=clone, env=environment, check=True)
         seconds = time.perf_counter() - started
-        metrics = json.loads((clone / "reports" / "metrics.json").read_text())
+        metrics = json.loads((clone / "reports" / "evaluation.json").read_text())
         best = json.loads((clone / "reports" / "best.json").read_text())
     return {
         "benchmark": "repro_seeds",

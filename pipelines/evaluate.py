@@ -1,4 +1,5 @@
-"""DVC stage `evaluate`: score models/model.pt → reports/metrics.json (DVC metrics) and reports/plots/.
+"""DVC stage `evaluate`: score models/model.pt → reports/metrics.json (headline scores, DVC metrics),
+reports/evaluation.json (the whole report) and reports/plots/.
 
 The metrics and plots are also attached to the MLflow run of the training (reports/registration.json). The line
 comparing the model with its logistic-regression baseline is printed, with a warning when the model does not beat
@@ -17,7 +18,8 @@ from exprfusion.tracking.registry import log_evaluation, training_run_id
 
 MODEL = Path("models/model.pt")
 PLOTS = Path("reports/plots")
-METRICS = Path("reports/metrics.json")
+METRICS = Path("reports/metrics.json")  # the headline scores (DVC metrics)
+REPORT = Path("reports/evaluation.json")  # the whole evaluation: every score and interval, settings, labels
 REGISTRATION = Path("reports/registration.json")
 
 
@@ -27,10 +29,17 @@ def main() -> None:
     run_id = training_run_id(REGISTRATION)  # checked before the evaluation spends its time
     with progress_callback(f"evaluate {config.split}") as update:
         metrics = evaluate_model(
-            MODEL, load_section("data")["out"], metrics_path=METRICS, plots_dir=PLOTS, config=config, progress=update
+            MODEL,
+            load_section("data")["out"],
+            metrics_path=METRICS,
+            report_path=REPORT,
+            plots_dir=PLOTS,
+            config=config,
+            progress=update,
         )
     log_evaluation(run_id, metrics, PLOTS)
-    print(f"macro_f1 {metrics['macro_f1']:.4f}  accuracy {metrics['accuracy']:.4f}; wrote {METRICS} and {PLOTS}/")
+    print(f"macro_f1 {metrics['macro_f1']:.4f}  accuracy {metrics['accuracy']:.4f}")
+    print(f"wrote {METRICS}, {REPORT} and {PLOTS}/")
     summary, warnings = baseline_lines(metrics)
     intervals = interval_line(metrics)
     for line in ([intervals] if intervals else []) + ([summary] if summary else []) + warnings:

@@ -8,7 +8,7 @@ from exprfusion.core.stage_runner import run_stage
 from exprfusion.tracking.packaging import build_bento, package_model
 
 MODEL = Path("models/model.pt")
-METRICS = Path("reports/metrics.json")
+REPORT = Path("reports/evaluation.json")
 REGISTRATION = Path("reports/registration.json")
 PACKAGE = Path("models/package")
 SOURCE_ROOT = Path(__file__).resolve().parents[1]  # what serving/bentofile.yaml includes is relative to it
@@ -21,7 +21,7 @@ def main() -> None:
     card = package_model(
         MODEL,
         PACKAGE,
-        metrics=json.loads(METRICS.read_text()),
+        metrics=json.loads(REPORT.read_text()),
         registration=json.loads(REGISTRATION.read_text()),
         smoke_frames=params["smoke_frames"],
     )

@@ -20,7 +20,7 @@ from exprfusion.inference.predict import predict_video, read_video_npz
 from exprfusion.model.artifact import load_model
 from exprfusion.model.fusion_config import FusionConfig
 
-CONFIG = FusionConfig(visual_dim=8, audio_dim=6, d_model=16, n_layers=1, n_heads=2)
+CONFIG = FusionConfig.paper(visual_dim=8, audio_dim=6, d_model=16, n_layers=1, n_heads=2)
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -129,7 +129,8 @@ def test_evaluate_command_writes_the_reports(workspace):
     model, reports = root / "models" / "model.pt", root / "reports"
     result = run_cli("evaluate", "--model", str(model), "--corpus", str(root / "corpus"), "--out", str(reports))
     assert result.returncode == 0, result.stderr
-    metrics = json.loads((reports / "metrics.json").read_text())
+    metrics = json.loads((reports / "evaluation.json").read_text())
+    assert json.loads((reports / "metrics.json").read_text())["macro_f1"] == round(metrics["macro_f1"], 4)
     assert list(metrics["robustness"]) == ["0.0", "0.25", "0.5", "0.75", "1.0"]
     assert "robustness_auc" in result.stderr and f"{metrics['macro_f1']:.4f}" in result.stderr
     for name in ("confusion_matrix.png", "per_class_f1.png", "robustness.png", "timeline_val_a.png"):

@@ -167,6 +167,7 @@ def test_every_stage_runs_and_writes_its_outputs(project):
         "reports/trials.csv",
         "models/model.pt",
         "reports/metrics.json",
+        "reports/evaluation.json",
         "reports/plots/robustness.json",
         "reports/plots/confusion_matrix.png",
         "models/package/model_card.json",

@@ -24,7 +24,7 @@ from exprfusion.model.fusion_config import FusionConfig
 from exprfusion.training.train import train_model
 from exprfusion.training.train_config import TrainConfig
 
-TINY_MODEL = FusionConfig(d_model=16, n_layers=1, n_heads=2, modality_dropout=0.2)
+TINY_MODEL = FusionConfig.paper(d_model=16, n_layers=1, n_heads=2, modality_dropout=0.2)
 TINY_TRAIN = TrainConfig(epochs=1, batch_size=8, window=16, stride=8, eval_stride=8, median_kernel=3, lr=3e-3)
 FRACTIONS = ["0.0", "0.25", "0.5", "0.75", "1.0"]
 
@@ -76,7 +76,13 @@ def evaluation(model_path, corpus, tmp_path_factory):
 
 def test_evaluate_writes_every_output(evaluation):
     metrics, reports, steps = evaluation
-    assert json.loads((reports / "scores" / "metrics.json").read_text()) == metrics, "metrics where the caller asked"
+    assert json.loads((reports / "scores" / "evaluation.json").read_text()) == metrics, "the report beside metrics"
+    headline = json.loads((reports / "scores" / "metrics.json").read_text())
+    assert headline["macro_f1"] == round(metrics["macro_f1"], 4)
+    assert [headline["macro_f1_lo"], headline["macro_f1_hi"]] == [round(v, 4) for v in metrics["macro_f1_ci"]]
+    assert headline["baseline"] == round(metrics["baseline"]["reference_macro_f1"], 4)
+    assert [headline["margin_lo"], headline["margin_hi"]] == [round(v, 4) for v in metrics["baseline"]["margin_ci"]]
+    assert all(isinstance(value, float) for value in headline.values()), "only scores: no settings, labels or lists"
     out = reports / "plots"
     assert not (out / "metrics.json").exists()
     pngs = ["confusion_matrix.png", "per_class_f1.png", "robustness.png"]
@@ -162,8 +168,8 @@ def face_reliant_model(tmp_path_factory):
             writer.add(make_planted_record(f"t{i}", "train", n=120, seed=i))
         for i in range(3):
             writer.add(make_planted_record(f"v{i}", "validation", n=120, seed=20 + i))
-    train = TrainConfig(epochs=6, batch_size=8, window=16, median_kernel=3, lr=3e-3, patience=6)
-    result = train_model(root, FusionConfig(d_model=32, n_layers=1, n_heads=2, modality_dropout=0.0), train)
+    train = TrainConfig(epochs=6, batch_size=8, window=16, eval_stride=4, median_kernel=3, lr=3e-3, patience=6)
+    result = train_model(root, FusionConfig.paper(d_model=32, n_layers=1, n_heads=2, modality_dropout=0.0), train)
     return result.model, load_split(root, "validation"), train.inference()
 
 
@@ -270,7 +276,7 @@ def test_evaluation_reports_the_baseline_beside_the_model(evaluation):
     assert baseline["train_frames"] == sum(
         (make_record(f"t{i}", "train", n=60, seed=i).labels >= 0).sum() for i in range(3)
     )
-    assert json.loads((reports / "scores" / "metrics.json").read_text())["baseline"] == baseline
+    assert json.loads((reports / "scores" / "evaluation.json").read_text())["baseline"] == baseline
 
 
 def test_evaluation_without_the_baseline(model_path, corpus, tmp_path):

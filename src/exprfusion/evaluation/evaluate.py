@@ -29,16 +29,18 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
+from pydantic import Field
 
 from exprfusion.core.atomic import write_json
 from exprfusion.core.devices import resolve_device
 from exprfusion.core.errors import InputError
-from exprfusion.core.strict_dicts import dataclass_from_dict
+from exprfusion.core.labels import SPLITS
+from exprfusion.core.settings import settings, validate
 from exprfusion.data.corpus import Corpus
 from exprfusion.data.split_tensors import SplitData, load_split
 from exprfusion.evaluation.baseline import (
@@ -48,6 +50,7 @@ from exprfusion.evaluation.baseline import (
     baseline_labels,
     load_training_frames,
 )
+from exprfusion.evaluation.headline import headline_metrics
 from exprfusion.evaluation.metrics import evaluate_predictions, macro_f1
 from exprfusion.evaluation.plots import plot_confusion_matrix, plot_per_class_f1, plot_robustness, plot_timeline
 from exprfusion.evaluation.scoring import check_fractions, robustness_labels, score_split
@@ -56,45 +59,36 @@ from exprfusion.inference.predict import check_feature_widths
 from exprfusion.inference.window_logits import INFERENCE_BATCH_SIZE
 from exprfusion.model.artifact import load_model
 
+REPORT_NAME = "evaluation.json"  # the whole evaluation report, beside metrics.json
 
-@dataclass
+
+@settings
 class EvaluateConfig:
     """What an evaluation scores and draws (the ``evaluate`` section of params.yaml)."""
 
-    split: str = "validation"
-    # Shares of the face frames hidden in bursts for the robustness curve.
-    robustness_fractions: list[float] = field(default_factory=lambda: [0.0, 0.25, 0.5, 0.75, 1.0])
-    seed: int = 0  # seed of the hidden bursts
-    timeline_videos: int = 3  # timeline plots for this many of the longest videos
-    batch_size: int = INFERENCE_BATCH_SIZE
+    split: Literal[SPLITS] = "validation"
+    # Shares of the face frames hidden in bursts for the robustness curve (sorted, each once).
+    robustness_fractions: Annotated[list[Annotated[float, Field(ge=0.0, le=1.0)]], Field(min_length=1)] = field(
+        default_factory=lambda: [0.0, 0.25, 0.5, 0.75, 1.0]
+    )
+    seed: Annotated[int, Field(ge=0)] = 0  # seed of the hidden bursts
+    timeline_videos: Annotated[int, Field(ge=0)] = 3  # timeline plots for this many of the longest videos
+    batch_size: Annotated[int, Field(ge=1)] = INFERENCE_BATCH_SIZE  # windows per inference pass
     device: str = "auto"
-    # The logistic-regression reference scored beside the model (exprfusion.evaluation.baseline); a mapping of its
-    # fields.
+    # The logistic-regression reference scored beside the model (exprfusion.evaluation.baseline).
     baseline: BaselineConfig = field(default_factory=BaselineConfig)
 
     def __post_init__(self) -> None:
         self.robustness_fractions = check_fractions(self.robustness_fractions)
-        if not isinstance(self.baseline, BaselineConfig):
-            self.baseline = _baseline_config(self.baseline, "evaluate.baseline")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (for JSON)."""
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any], path: str = "evaluate") -> EvaluateConfig:
-        """Build from a dict; unknown keys are an error naming them by dotted ``path``."""
-        values = dict(values) if isinstance(values, Mapping) else values
-        if isinstance(values, dict) and "baseline" in values:
-            values["baseline"] = _baseline_config(values["baseline"], f"{path}.baseline")
-        return dataclass_from_dict(cls, values, "evaluate settings", path=path)
-
-
-def _baseline_config(values: Any, path: str) -> BaselineConfig:
-    """The baseline settings from a mapping of ``BaselineConfig`` fields; unknown keys are named by ``path``."""
-    if isinstance(values, BaselineConfig):
-        return values
-    return dataclass_from_dict(BaselineConfig, values, "baseline settings", path=path)
+    def from_dict(cls, values: Mapping[str, Any], path: str = "evaluate", where: str = "") -> EvaluateConfig:
+        """Build from a dict; unknown keys and bad values are an error naming them by dotted ``path``."""
+        return validate(cls, dict(values), where=where, path=path)
 
 
 def baseline_report(
@@ -183,6 +177,7 @@ def evaluate_model(
     *,
     metrics_path: str | os.PathLike[str],
     plots_dir: str | os.PathLike[str],
+    report_path: str | os.PathLike[str] | None = None,
     config: EvaluateConfig | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
@@ -190,21 +185,23 @@ def evaluate_model(
 
     Writes into ``plots_dir`` ``robustness.json`` and ``per_class_f1.json`` (DVC plot data),
     ``confusion_matrix.png``, ``per_class_f1.png``, ``robustness.png`` and ``timeline_<video>.png`` for the
-    ``timeline_videos`` longest videos; then ``metrics_path`` (last, atomically). Nothing is written when the
-    model, the corpus or the split is unusable, or when the baseline is asked for and the corpus has no labelled
-    train frames to fit it on.
+    ``timeline_videos`` longest videos; then the report and ``metrics_path`` (last, atomically). Nothing is
+    written when the model, the corpus or the split is unusable, or when the baseline is asked for and the corpus
+    has no labelled train frames to fit it on.
 
     Args:
         model_path: the artefact written by ``exprfusion train`` (its inference settings are used).
         corpus: the corpus to read the split from.
-        metrics_path: where ``metrics.json`` goes.
+        metrics_path: where ``metrics.json`` goes: the headline scores (:func:`headline_metrics`), DVC's metrics.
+        report_path: where the whole report goes (every score with its interval, per class, robustness, the
+            baseline block, settings and labels); default ``evaluation.json`` beside ``metrics_path``.
         plots_dir: folder for the plot data and images (created).
         config: split, robustness fractions and seed, timelines, batch size, device and baseline (default:
             ``EvaluateConfig()``).
         progress: optional ``callback(done, total)``.
 
     Returns:
-        The metrics written to ``metrics_path``.
+        The whole report (written to ``report_path``).
     """
     config = config or EvaluateConfig()
     fractions = config.robustness_fractions
@@ -280,7 +277,10 @@ def evaluate_model(
     )
     per_class = [{"class": name, "f1": v} for name, v in metrics["per_class_f1"].items()]
     write_json(plots_dir / "per_class_f1.json", per_class)
+    report_path = Path(report_path) if report_path is not None else Path(metrics_path).with_name(REPORT_NAME)
+    report_path.parent.mkdir(parents=True, exist_ok=True)
+    write_json(report_path, metrics)
     Path(metrics_path).parent.mkdir(parents=True, exist_ok=True)
-    write_json(metrics_path, metrics)
+    write_json(metrics_path, headline_metrics(metrics))
     advance()
     return metrics
