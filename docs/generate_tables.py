@@ -9,7 +9,7 @@ output:
 
 Each table is a function below, registered under its marker's name, that reads its files and returns Markdown. The
 figures come from ``benchmarks/results/*.jsonl`` (committed: one JSON line per run of a benchmark) and, for the
-``last-run`` table, from ``reports/metrics.json`` (the pipeline's output on this machine, not committed). What a
+``last-run`` table, from ``reports/evaluation.json`` (the pipeline's output on this machine, not committed). What a
 table adds is the arithmetic stated in its page: a median or mean over seeds, with the range.
 
     python docs/generate_tables.py           # rewrite every table in README.md and docs/**/*.md
@@ -376,7 +376,7 @@ def ablation_levers(sources: Sources) -> str:
     return markdown(["run", *(label for label, _, _ in LEVER_COLUMNS)], rows)
 
 
-# --- make repro: benchmarks/repro_seeds.py and reports/metrics.json ------------------------------------------------
+# --- make repro: benchmarks/repro_seeds.py and reports/evaluation.json ------------------------------------------------
 
 
 def interval(block: dict, key: str) -> tuple[float, float] | None:
@@ -407,7 +407,7 @@ def repro_runs(sources: Sources) -> dict[tuple[str, str], list[dict]] | None:
 
 
 def repro_summary(runs: list[dict]) -> dict[str, str]:
-    """Mean ± s.d. over seeds of the figures each run's ``metrics.json`` holds."""
+    """Mean ± s.d. over seeds of the figures each run's evaluation report (``evaluation.json``) holds."""
     metrics = [r["metrics"] for r in runs]
     intervals = [span for span in (interval(m, "macro_f1") for m in metrics) if span]
     baselines = [m["baseline"] for m in metrics if "baseline" in m]
@@ -466,10 +466,10 @@ def repro_history(sources: Sources) -> str:
 
 @table("last-run", local=True)
 def last_run(sources: Sources) -> str:
-    """This machine's last `make repro` (reports/metrics.json), with its intervals when evaluate wrote them."""
-    path = sources.reports / "metrics.json"
+    """This machine's last `make repro` (reports/evaluation.json, the whole report), with its intervals."""
+    path = sources.reports / "evaluation.json"
     if not path.exists():
-        return "No `reports/metrics.json` here yet: run `make repro`, then `make docs`."
+        return "No `reports/evaluation.json` here yet: run `make repro`, then `make docs`."
     metrics = json.loads(path.read_text())
 
     def cell(value: float, span: list[float] | None) -> str:

@@ -83,7 +83,7 @@ def test_a_changed_results_file_is_detected(copy: Path, capsys: pytest.CaptureFi
 
 
 def repro_run(seed: int, f1: float, commit: str = "abcdef123456") -> dict:
-    """A line as benchmarks/repro_seeds.py writes it, with the metrics.json keys the tables read."""
+    """A line as benchmarks/repro_seeds.py writes it, with the evaluation.json keys the tables read."""
     baseline = {"reference_macro_f1": 0.419, "margin": f1 - 0.419, "audio_floor_margin": f1 - 0.5}
     return {
         "benchmark": "repro_seeds", "date": f"2026-12-0{5 + seed}", "commit": commit, "profile": "realistic",
@@ -126,7 +126,7 @@ def test_the_local_run_table_is_filled_but_never_checked(copy: Path, capsys: pyt
         "robustness": {"0.0": 0.5136, "1.0": 0.42},
         "baseline": {"both": 0.419, "visual": 0.35, "audio": 0.399, "margin": 0.0946, "margin_ci": [0.05, 0.13]},
     }
-    (copy / "reports" / "metrics.json").write_text(json.dumps(metrics))
+    (copy / "reports" / "evaluation.json").write_text(json.dumps(metrics))
     assert check(copy, capsys)[0] == 0  # this machine's run is not a committed file
 
     generate_tables.main(["--root", str(copy)])
