@@ -57,7 +57,7 @@ SPECS = {"repro": (128, 2), "paper": (256, 3)}  # d_model, n_layers
 def make_model(path: Path, d_model: int, n_layers: int) -> Path:
     """A randomly initialised model of the served widths and the pipeline's inference settings, saved at ``path``."""
     torch.manual_seed(0)
-    config = FusionConfig(visual_dim=WIDTHS[0], audio_dim=WIDTHS[1], d_model=d_model, n_layers=n_layers, n_heads=4)
+    config = FusionConfig.paper(visual_dim=WIDTHS[0], audio_dim=WIDTHS[1], d_model=d_model, n_layers=n_layers)
     return save_model(path, FusionTransformer(config).eval(), REPRO_INFERENCE, {"note": "random weights (benchmark)"})
 
 

@@ -1,8 +1,8 @@
 """Streaming latency: time per appended chunk and delay of final labels, for features arriving at 30 fps.
 
-The model is ``models/model.pt`` when present, else a fresh model of the library's default size
-(``FusionConfig()``, ``TrainConfig().inference()``). A minute of random features (30 fps) is appended in chunks
-of 1, 10 and 30 frames; for each chunk size the script prints the median and 95th percentile of the time per
+The model is ``models/model.pt`` when present, else a fresh model of the paper's size (``FusionConfig.paper()``,
+``TrainConfig.paper().inference()``). A minute of random features (30 fps) is appended in chunks of 1, 10 and 30
+frames; for each chunk size the script prints the median and 95th percentile of the time per
 append over ``--repeats`` runs, the real-time factor (compute seconds per second of video: below 1 keeps up), and
 the delay of the newest final label: ``window + median_kernel // 2`` frames of look-ahead, plus the wait for the
 chunk to fill, plus the time to compute it. The reference, measured in the same run, is the offline pipeline
@@ -33,13 +33,13 @@ REPOSITORY = Path(__file__).resolve().parents[1]
 
 
 def default_model() -> tuple[FusionTransformer, object, str]:
-    """The repository's trained model, or a fresh one of the default size."""
+    """The repository's trained model, or a fresh one of the paper's size."""
     path = REPOSITORY / "models" / "model.pt"
     if path.is_file():
         model, inference, _ = load_model(path)
         return model, inference, str(path.relative_to(REPOSITORY))
     torch.manual_seed(0)
-    return FusionTransformer(FusionConfig()).eval(), TrainConfig().inference(), "fresh FusionConfig()"
+    return FusionTransformer(FusionConfig.paper()).eval(), TrainConfig.paper().inference(), "fresh FusionConfig.paper()"
 
 
 def features(config: FusionConfig, n: int) -> dict[str, np.ndarray]:

@@ -139,7 +139,7 @@ def main() -> None:
         stack_seconds = time.perf_counter() - started
         index = data.window_index(args.window, args.stride)
         n_batches = min(args.batches, index.n_windows // args.batch_size)
-        config = FusionConfig(
+        config = FusionConfig.paper(
             visual_dim=corpus.visual_dim, audio_dim=corpus.audio_dim, d_model=args.d_model, n_layers=args.n_layers
         )
         model = FusionTransformer(config).to(device)

@@ -13,7 +13,7 @@ BATCH, FRAMES, FEATURE_DIM = 3, 12, 16
 def tiny_config(**overrides) -> FusionConfig:
     """A model small enough to run in milliseconds."""
     values = dict(visual_dim=FEATURE_DIM, audio_dim=FEATURE_DIM, d_model=32, n_layers=2, n_heads=4, max_len=64)
-    return FusionConfig(**(values | overrides))
+    return FusionConfig.paper(**(values | overrides))
 
 
 def tiny_model(seed: int = 0, **overrides) -> FusionTransformer:

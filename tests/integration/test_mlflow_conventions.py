@@ -71,7 +71,9 @@ def test_experiment_kind_dataset_input_and_source_tags(mlflow_server, tmp_path, 
     )
     child = _child_run(context, {}, "trial0", {"p": 0.1})
     # The final training run.
-    config = FusionConfig(visual_dim=corpus.visual_dim, audio_dim=corpus.audio_dim, d_model=16, n_layers=1, n_heads=2)
+    config = FusionConfig.paper(
+        visual_dim=corpus.visual_dim, audio_dim=corpus.audio_dim, d_model=16, n_layers=1, n_heads=2
+    )
     path = save_model(tmp_path / "model.pt", FusionTransformer(config).eval(), TRAIN.inference())
     final = log_and_register(path, {"macro_f1": 0.5}, config, TRAIN, corpus=corpus, parent_run_id=parent).run_id
     tracking.log_corpus_input(final, corpus_root, corpus_hash)  # logged twice: still one input

@@ -35,7 +35,7 @@ from exprfusion.training.train_config import TrainConfig
 pytestmark = pytest.mark.integration
 
 NAME = "exprfusion-fusion"
-MODEL = FusionConfig(d_model=16, n_layers=1, n_heads=2)
+MODEL = FusionConfig.paper(d_model=16, n_layers=1, n_heads=2)
 TRAIN = TrainConfig(epochs=1, batch_size=8, window=32, stride=16, eval_stride=16, median_kernel=5, lr=3e-3)
 
 
@@ -167,7 +167,7 @@ def test_registered_pyfunc_labels_frames_like_the_artefact(corpus, scored_models
 
 def test_registered_audio_only_model_labels_frames_like_predict_video(corpus, sqlite_store, tmp_path):
     torch.manual_seed(7)  # an initialisation whose labels vary over these frames, so the comparison has teeth
-    config = FusionConfig(
+    config = FusionConfig.paper(
         visual_dim=corpus.visual_dim, audio_dim=corpus.audio_dim, d_model=16, n_layers=1, n_heads=2, fusion="audio"
     )
     model = FusionTransformer(config).eval()

@@ -27,7 +27,7 @@ TINY_TRAIN = TrainConfig(epochs=3, batch_size=8, window=16, stride=8, eval_strid
 
 
 def _config(**overrides) -> FusionConfig:
-    return FusionConfig(visual_dim=3, audio_dim=4, d_model=16, n_layers=1, n_heads=2, **overrides)
+    return FusionConfig.paper(visual_dim=3, audio_dim=4, d_model=16, n_layers=1, n_heads=2, **overrides)
 
 
 def test_present_mean_averages_the_present_frames_within_the_radius():
@@ -148,7 +148,7 @@ def audio_planted(tmp_path_factory):
         for i in range(2):
             writer.add(make_planted_record(f"v{i}", "validation", n=160, dims=(8, 8), seed=50 + i, signal="audio"))
     config = dataclasses.replace(TINY_TRAIN, lr=3e-3, selection="validation")
-    model_config = FusionConfig(
+    model_config = FusionConfig.paper(
         d_model=16, n_layers=1, n_heads=2, aux_loss_weight=1.0, joint_expert_weight=1.0, audio_expert_weight=4.0
     )
     return train_model(root, model_config, config).model, load_split(root, "train"), load_split(root, "validation")

@@ -185,7 +185,7 @@ def trained_on_planted_signal(tmp_path_factory):
     config = TrainConfig(
         epochs=4, batch_size=8, window=16, stride=8, eval_stride=4, median_kernel=5, lr=3e-3, device="cpu"
     )
-    model_config = FusionConfig(d_model=16, n_layers=1, n_heads=2, modality_dropout=0.2)
+    model_config = FusionConfig.paper(d_model=16, n_layers=1, n_heads=2, modality_dropout=0.2)
     result = train_model(corpus, model_config, config)
     return result.model, config.inference(), load_split(corpus, "validation")
 
@@ -227,7 +227,7 @@ def test_window_longer_than_max_len_is_rejected():
 
 
 def test_auxiliary_heads_give_each_branch_its_own_logits_and_frames():
-    config = FusionConfig(visual_dim=8, audio_dim=6, d_model=16, n_layers=1, n_heads=2, aux_loss_weight=0.5)
+    config = FusionConfig.paper(visual_dim=8, audio_dim=6, d_model=16, n_layers=1, n_heads=2, aux_loss_weight=0.5)
     model = FusionTransformer(config).eval()
     visual, audio = torch.randn(2, 10, 8), torch.randn(2, 10, 6)
     face_mask = torch.ones(2, 10, dtype=torch.bool)
@@ -239,7 +239,7 @@ def test_auxiliary_heads_give_each_branch_its_own_logits_and_frames():
     for branch_logits, _seen in branches.values():
         assert branch_logits.shape == logits.shape
     assert torch.equal(branches["visual"][1], face_mask), "the visual head is scored where a face was seen"
-    plain = FusionTransformer(FusionConfig(visual_dim=8, audio_dim=6, d_model=16, n_layers=1, n_heads=2))
+    plain = FusionTransformer(FusionConfig.paper(visual_dim=8, audio_dim=6, d_model=16, n_layers=1, n_heads=2))
     untouched = {}
     plain(visual, audio, face_mask, audio_mask, branch_outputs=untouched)
     assert untouched == {} and not hasattr(plain, "visual_aux_head"), "no auxiliary heads without their loss"
@@ -247,7 +247,7 @@ def test_auxiliary_heads_give_each_branch_its_own_logits_and_frames():
 
 def test_a_window_without_any_face_is_answered_by_the_audio_head_alone():
     torch.manual_seed(0)
-    config = FusionConfig(visual_dim=8, audio_dim=6, d_model=16, n_layers=1, n_heads=2, aux_loss_weight=1.0)
+    config = FusionConfig.paper(visual_dim=8, audio_dim=6, d_model=16, n_layers=1, n_heads=2, aux_loss_weight=1.0)
     model = FusionTransformer(config).eval()
     visual, audio = torch.randn(3, 10, 8), torch.randn(3, 10, 6)
     face_mask = torch.ones(3, 10, dtype=torch.bool)
@@ -278,7 +278,7 @@ def test_visual_drop_share_one_drops_only_faces():
 
 def test_window_readout_adds_a_linear_read_of_each_windows_mean_features():
     torch.manual_seed(0)
-    config = FusionConfig(visual_dim=2, audio_dim=3, d_model=16, n_layers=1, n_heads=2, window_readout="both")
+    config = FusionConfig.paper(visual_dim=2, audio_dim=3, d_model=16, n_layers=1, n_heads=2, window_readout="both")
     model = FusionTransformer(config).eval()
     visual, audio = torch.randn(1, 4, 2), torch.randn(1, 4, 3)
     face_mask = torch.tensor([[True, False, True, True]])
@@ -300,7 +300,7 @@ def test_window_readout_adds_a_linear_read_of_each_windows_mean_features():
 
 def test_an_audio_window_readout_ignores_the_faces():
     torch.manual_seed(0)
-    config = FusionConfig(visual_dim=2, audio_dim=3, d_model=16, n_layers=1, n_heads=2, window_readout="audio")
+    config = FusionConfig.paper(visual_dim=2, audio_dim=3, d_model=16, n_layers=1, n_heads=2, window_readout="audio")
     model = FusionTransformer(config).eval()
     assert model.window_readout.linear.in_features == 3 + 1, "the audio mean and its present share"
     audio, masks = torch.randn(1, 4, 3), torch.ones(1, 4, dtype=torch.bool)

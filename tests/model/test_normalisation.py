@@ -20,8 +20,8 @@ from exprfusion.model.standardiser import FeatureStandardiser
 from exprfusion.training.train import train_model
 from exprfusion.training.train_config import TrainConfig
 
-MODEL = FusionConfig(d_model=16, n_layers=1, n_heads=2, modality_dropout=0.1)
-TRAIN = TrainConfig(epochs=2, batch_size=8, window=16, median_kernel=3, lr=3e-3)
+MODEL = FusionConfig.paper(d_model=16, n_layers=1, n_heads=2, modality_dropout=0.1)
+TRAIN = TrainConfig(epochs=2, batch_size=8, window=16, eval_stride=4, median_kernel=3, lr=3e-3)
 # A per-dimension affine map of the kind real features show: offsets ten times the spread, one massive dimension.
 VISUAL_SCALE = np.array([2.0, 0.5, 1.0, 4.0, 1.0, 0.25, 30.0, 1.0])
 VISUAL_OFFSET = np.array([10.0, -8.0, 5.0, 20.0, -6.0, 3.0, 100.0, 7.0])
@@ -176,7 +176,7 @@ def test_robust_standardisation_uses_the_median_and_the_interquartile_range():
 
 
 def test_a_robust_model_fits_robust_statistics():
-    config = FusionConfig(visual_dim=2, audio_dim=2, d_model=8, n_layers=1, n_heads=2, normalisation="robust")
+    config = FusionConfig.paper(visual_dim=2, audio_dim=2, d_model=8, n_layers=1, n_heads=2, normalisation="robust")
     model = FusionTransformer(config)
     values = torch.tensor([[0.0, 0.0], [1.0, 10.0], [2.0, 20.0], [3.0, 30.0], [100.0, 1000.0]])
     present = torch.ones(5, dtype=torch.bool)

@@ -88,11 +88,11 @@ def test_selection_on_validation_chooses_there(tmp_path):
 def test_auto_is_resolved_before_a_model_is_built(tmp_path):
     with pytest.raises(InputError, match="auto"):
         FusionTransformer(
-            FusionConfig(visual_dim=8, audio_dim=6, d_model=16, n_layers=1, n_heads=2, normalisation="auto")
+            FusionConfig.paper(visual_dim=8, audio_dim=6, d_model=16, n_layers=1, n_heads=2, normalisation="auto")
         )
     _corpus(tmp_path / "corpus", _identity_dominated, n_train=6)
     config = TrainConfig(epochs=1, batch_size=8, window=16, stride=8, eval_stride=8, median_kernel=1, device="cpu")
-    model_config = FusionConfig(d_model=16, n_layers=1, n_heads=2, normalisation="auto")
+    model_config = FusionConfig.paper(d_model=16, n_layers=1, n_heads=2, normalisation="auto")
     result = train_model(tmp_path / "corpus", model_config, config)
     assert result.normalisation_choice.chosen == "video"
     assert result.model.config.normalisation == "video"

@@ -16,8 +16,8 @@ from exprfusion.model.fusion_config import FusionConfig
 from exprfusion.training.train import train_model
 from exprfusion.training.train_config import TrainConfig
 
-MODEL = FusionConfig(d_model=16, n_layers=1, n_heads=2, modality_dropout=0.1)
-TRAIN = TrainConfig(epochs=3, batch_size=8, window=16, median_kernel=3, lr=3e-3, selection="holdout")
+MODEL = FusionConfig.paper(d_model=16, n_layers=1, n_heads=2, modality_dropout=0.1)
+TRAIN = TrainConfig(epochs=3, batch_size=8, window=16, eval_stride=4, median_kernel=3, lr=3e-3, selection="holdout")
 
 
 @pytest.fixture(scope="module")

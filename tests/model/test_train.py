@@ -20,7 +20,7 @@ from exprfusion.training.losses import inverse_frequency_weights
 from exprfusion.training.train import CHECKPOINT_NAME, train_model, training_metadata
 from exprfusion.training.train_config import TrainConfig
 
-TINY_MODEL = FusionConfig(d_model=16, n_layers=1, n_heads=2, dropout=0.1, modality_dropout=0.2)
+TINY_MODEL = FusionConfig.paper(d_model=16, n_layers=1, n_heads=2, dropout=0.1, modality_dropout=0.2)
 # Selection on the validation split: these tests are about the training loop, whose epochs they steer by it.
 TINY_TRAIN = TrainConfig(
     epochs=3,

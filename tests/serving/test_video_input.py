@@ -13,7 +13,7 @@ from exprfusion.inference.feature_arrays import TooLargeInputError, check_video_
 from exprfusion.inference.predict import read_video_npz
 from exprfusion.model.fusion_config import FusionConfig
 
-CONFIG = FusionConfig(visual_dim=8, audio_dim=6, d_model=16, n_layers=1, n_heads=2)
+CONFIG = FusionConfig.paper(visual_dim=8, audio_dim=6, d_model=16, n_layers=1, n_heads=2)
 
 
 def npz(**arrays: np.ndarray) -> bytes:

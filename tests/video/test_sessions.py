@@ -14,7 +14,7 @@ from exprfusion.service.sessions import SessionStore, TooManySessions, UnknownSe
 
 def test_the_bound_holds_until_an_idle_session_expires():
     now = [0.0]
-    model = FusionTransformer(FusionConfig(visual_dim=4, audio_dim=4, d_model=8, n_layers=1, n_heads=2))
+    model = FusionTransformer(FusionConfig.paper(visual_dim=4, audio_dim=4, d_model=8, n_layers=1, n_heads=2))
     inference = InferenceSettings(window=4, stride=2, median_kernel=1)
     store = SessionStore(
         lambda: StreamingPredictor(model, inference), max_sessions=2, idle_seconds=60, clock=lambda: now[0]
@@ -40,7 +40,7 @@ def test_the_bound_holds_until_an_idle_session_expires():
 def test_released_labels_come_with_the_masks_of_their_own_frames():
     """Monitoring's view of a stream: every frame once, in order, its masks paired with its final label."""
     torch.manual_seed(0)
-    model = FusionTransformer(FusionConfig(visual_dim=4, audio_dim=4, d_model=8, n_layers=1, n_heads=2)).eval()
+    model = FusionTransformer(FusionConfig.paper(visual_dim=4, audio_dim=4, d_model=8, n_layers=1, n_heads=2)).eval()
     inference = InferenceSettings(window=4, stride=2, median_kernel=3)
     seen = []
 

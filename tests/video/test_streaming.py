@@ -20,7 +20,7 @@ N_FRAMES = 203
 @pytest.fixture(scope="module")
 def model() -> FusionTransformer:
     torch.manual_seed(0)
-    return FusionTransformer(FusionConfig(visual_dim=12, audio_dim=6, d_model=16, n_layers=1, n_heads=2)).eval()
+    return FusionTransformer(FusionConfig.paper(visual_dim=12, audio_dim=6, d_model=16, n_layers=1, n_heads=2)).eval()
 
 
 def random_video(n: int, seed: int = 0) -> dict[str, np.ndarray]:
@@ -88,7 +88,7 @@ def test_streams_shorter_than_a_window_are_labelled_at_close(model, n):
 def test_a_per_video_normalised_model_labels_the_whole_stream_at_close_as_offline(n):
     """The video's mean is known only at its end: nothing is released before close, then exactly the offline labels."""
     torch.manual_seed(5)
-    model = FusionTransformer(FusionConfig(visual_dim=12, audio_dim=6, d_model=16, n_layers=1, n_heads=2,
+    model = FusionTransformer(FusionConfig.paper(visual_dim=12, audio_dim=6, d_model=16, n_layers=1, n_heads=2,
                                            normalisation="video")).eval()  # fmt: skip
     video = random_video(n, seed=6)
     video["visual"] = video["visual"] + 4.0  # an offset that only the whole video's mean removes

@@ -81,6 +81,7 @@ def tiny_extract_settings(models: Path) -> ExtractSettings:
 def save_tiny_artefact(path: Path, models: Path, *, visual_dim: int = 32, extractor: bool = True) -> Path:
     """A random 16-wide fusion model over the tiny models' features, its metadata naming their extractor."""
     torch.manual_seed(0)
-    model = FusionTransformer(FusionConfig(visual_dim=visual_dim, audio_dim=16, d_model=16, n_layers=1, n_heads=2))
+    config = FusionConfig.paper(visual_dim=visual_dim, audio_dim=16, d_model=16, n_layers=1, n_heads=2)
+    model = FusionTransformer(config)
     metadata = {"extractor": extractor_record(tiny_extract_settings(models), None)} if extractor else {}
     return save_model(path, model, TINY_INFERENCE, metadata)

@@ -85,7 +85,7 @@ def load_model(
     config = dict(payload["model_config"])
     if file_format in UPGRADABLE_FORMATS:
         config["normalisation"] = "none"  # trained on raw features: the identity standardisers reproduce it
-    model = FusionTransformer(FusionConfig.from_dict(config))
+    model = FusionTransformer(FusionConfig.from_artifact(config, where=f"{path} model_config"))
     state = dict(payload["state_dict"])
     if file_format in UPGRADABLE_FORMATS:
         state.update({key: value for key, value in model.state_dict().items() if "_standardiser." in key})

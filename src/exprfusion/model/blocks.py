@@ -99,7 +99,7 @@ class TemporalEncoder(nn.Module):
         layer = nn.TransformerEncoderLayer(
             d_model=config.d_model,
             nhead=config.n_heads,
-            dim_feedforward=config.ff_dim,
+            dim_feedforward=config.feedforward_dim,
             dropout=config.dropout,
             activation="gelu",
             batch_first=True,
