@@ -94,7 +94,9 @@ def test_evaluate_writes_every_output(evaluation):
     assert [row["missing_face_fraction"] for row in robustness_rows] == [0.0, 0.25, 0.5, 0.75, 1.0]
     assert [row["macro_f1"] for row in robustness_rows] == [metrics["robustness"][f] for f in FRACTIONS]
     class_rows = json.loads((out / "per_class_f1.json").read_text())
-    assert class_rows == [{"class": name, "f1": metrics["per_class_f1"][name]} for name in CLASS_NAMES]
+    assert class_rows == [
+        {"order": order, "class": name, "f1": metrics["per_class_f1"][name]} for order, name in enumerate(CLASS_NAMES)
+    ]
     assert steps[-1][0] == steps[-1][1], "progress reaches its total"
     assert not list(out.glob(".*")), "no temporary files left behind"
 

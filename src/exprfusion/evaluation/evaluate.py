@@ -52,7 +52,13 @@ from exprfusion.evaluation.baseline import (
 )
 from exprfusion.evaluation.headline import headline_metrics
 from exprfusion.evaluation.metrics import evaluate_predictions, macro_f1
-from exprfusion.evaluation.plots import plot_confusion_matrix, plot_per_class_f1, plot_robustness, plot_timeline
+from exprfusion.evaluation.plots import (
+    in_class_order,
+    plot_confusion_matrix,
+    plot_per_class_f1,
+    plot_robustness,
+    plot_timeline,
+)
 from exprfusion.evaluation.scoring import check_fractions, robustness_labels, score_split
 from exprfusion.evaluation.uncertainty import VideoBootstrap, add_intervals
 from exprfusion.inference.predict import check_feature_widths
@@ -264,9 +270,10 @@ def evaluate_model(
 
     plots_dir = Path(plots_dir)
     plots_dir.mkdir(parents=True, exist_ok=True)
-    plot_confusion_matrix(scores.confusion, plots_dir / "confusion_matrix.png")
-    plot_per_class_f1(metrics["per_class_f1"], plots_dir / "per_class_f1.png")
-    plot_robustness(fractions, list(robustness.values()), plots_dir / "robustness.png")
+    scored = f"{config.split}, {Path(model_path).name} (d_model {model.config.d_model}, {model.config.n_layers} layers)"
+    plot_confusion_matrix(scores.confusion, plots_dir / "confusion_matrix.png", f"Confusion matrix: {scored}")
+    plot_per_class_f1(metrics["per_class_f1"], plots_dir / "per_class_f1.png", f"F1 per class: {scored}")
+    plot_robustness(fractions, list(robustness.values()), plots_dir / "robustness.png", f"Faces hidden: {scored}")
     metrics["timeline_videos"] = _write_timelines(data, scores.prediction.labels, plots_dir, config.timeline_videos)
     write_json(
         plots_dir / "robustness.json",
@@ -275,7 +282,10 @@ def evaluate_model(
             for f, v in zip(fractions, robustness.values(), strict=True)
         ],
     )
-    per_class = [{"class": name, "f1": v} for name, v in metrics["per_class_f1"].items()]
+    per_class = [
+        {"order": order, "class": name, "f1": metrics["per_class_f1"][name]}
+        for order, name in enumerate(in_class_order(metrics["per_class_f1"]))
+    ]
     write_json(plots_dir / "per_class_f1.json", per_class)
     report_path = Path(report_path) if report_path is not None else Path(metrics_path).with_name(REPORT_NAME)
     report_path.parent.mkdir(parents=True, exist_ok=True)
