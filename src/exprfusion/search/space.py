@@ -12,9 +12,9 @@ tune:
   search:
     mode: grid                 # grid: every combination; random: num_samples draws (tune.choice per list)
     num_samples: 1             # grid: repeats of the whole grid; random: number of draws
-    scheduler: asha            # asha (early stopping) | none (every trial runs all epochs)
-    grace_period: 2            # ASHA: epochs every trial gets before it can be stopped
-    reduction_factor: 3        # ASHA: only the best 1/reduction_factor go on at each rung
+    scheduler: asha            # asha | successive_halving (early stopping) | none (every trial runs all epochs)
+    grace_period: 2            # epochs every trial gets before it can be stopped (the first rung)
+    reduction_factor: 3        # only the best 1/reduction_factor go on at each rung
     cpus_per_trial: 1          # also the torch threads of a trial
     gpus_per_trial: 0.25       # used only where the cluster has GPUs
     max_concurrent_trials: null  # null = the cluster's CPUs // cpus_per_trial
@@ -28,6 +28,7 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any, ClassVar
 
 from ray import tune
@@ -36,9 +37,10 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 from exprfusion.core.errors import InputError
 from exprfusion.core.strict_dicts import reject_unknown_keys
 from exprfusion.model.fusion_config import WINDOW_READOUTS
+from exprfusion.search.successive_halving import SuccessiveHalvingScheduler
 
 MODES: tuple[str, ...] = ("grid", "random")
-SCHEDULERS: tuple[str, ...] = ("asha", "none")
+SCHEDULERS: tuple[str, ...] = ("asha", "successive_halving", "none")
 
 
 def _number_list(name: str, values: Any, kind: type) -> list:
@@ -162,11 +164,22 @@ class SearchSettings:
         concurrency = self.max_concurrent_trials or max(1, int(cluster.get("CPU", 1) // self.cpus_per_trial))
         return {"cpu": self.cpus_per_trial, "gpu": gpus}, concurrency
 
-    def make_scheduler(self, epochs: int) -> TrialScheduler:
-        """ASHA on the trials' ``epoch`` (``max_t`` = the training epochs), or FIFO (every trial runs to its end)."""
+    def make_scheduler(self, epochs: int, *, trials: int = 0, record: Path | None = None) -> TrialScheduler:
+        """The early stopping on the trials' ``epoch`` (``max_t`` = the training epochs), or FIFO (every trial runs to
+        its end). ASHA decides each trial as it reaches a rung; ``successive_halving``
+        (:mod:`exprfusion.search.successive_halving`) decides a rung once all ``trials`` are in it, keeping its scores
+        and decisions in ``record``."""
         if self.scheduler == "none":
             return FIFOScheduler()
         grace = min(self.grace_period, epochs)
+        if self.scheduler == "successive_halving":
+            return SuccessiveHalvingScheduler(
+                max_t=epochs,
+                grace_period=grace,
+                reduction_factor=self.reduction_factor,
+                trials=trials,
+                record=record,
+            )
         return ASHAScheduler(
             time_attr="epoch", max_t=epochs, grace_period=grace, reduction_factor=self.reduction_factor
         )

@@ -6,11 +6,15 @@ child run
 id and best epoch. A trial started again (a retried failure, a restored search) resumes from there: the same
 training run, the same child run. The folder, not a Ray checkpoint, is the trial's state: Ray prunes its own
 checkpoints before it snapshots the experiment, so a search killed in between would reference one that is gone.
+A trial started again first reports the last epoch it finished, so the scheduler decides on that epoch before the trial
+trains further (successive halving pauses trials at its rungs and restarts the ones it keeps).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,12 +26,17 @@ from exprfusion.core.atomic import atomic_open
 from exprfusion.data.split_tensors import training_splits
 from exprfusion.model.fusion_config import FusionConfig
 from exprfusion.search.space import SearchSpace
+from exprfusion.search.successive_halving import trial_number
 from exprfusion.tracking import runs as tracking
 from exprfusion.training.epoch_report import EpochReport
 from exprfusion.training.train import TrainResult, train_model
 from exprfusion.training.train_config import TrainConfig
 
 TRIAL_STATE = "trial.json"
+# A test hook that perturbs when trials reach the scheduler: "<trial number>:<seconds>[,...]" makes the trials so
+# numbered (the counter ending Ray's trial id, in grid order) wait that long before each report. Read in the trial's
+# process (a local Ray's workers inherit the environment Ray started with). Unset, nothing waits.
+REPORT_DELAY_ENV = "EXPRFUSION_TRIAL_REPORT_DELAY"
 
 
 @dataclass(frozen=True)
@@ -83,6 +92,17 @@ def _child_run(context: TrialContext, state: dict[str, Any], trial_id: str, para
     return run_id
 
 
+def report_delay(trial_id: str, spec: str | None = None) -> float:
+    """The seconds :data:`REPORT_DELAY_ENV` (or ``spec``) asks trial ``trial_id`` to wait before each report."""
+    spec = os.environ.get(REPORT_DELAY_ENV, "") if spec is None else spec
+    number = trial_number(trial_id)
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        which, _, seconds = item.partition(":")
+        if number is not None and int(which) == number:
+            return float(seconds)
+    return 0.0
+
+
 def _scalars(metrics: dict[str, Any]) -> dict[str, Any]:
     """The numbers of a metrics dict (per-class F1 goes to MLflow, not to the scheduler)."""
     return {key: value for key, value in metrics.items() if isinstance(value, int | float)}
@@ -92,13 +112,17 @@ class EpochReporter:
     """The ``train_model`` callback of a trial: logs each epoch to MLflow, keeps the trial state, reports to Tune.
 
     The last epoch's report is held back until :meth:`finish`: a scheduler may stop a trial at any report, and the
-    trial closes its MLflow run (per-class F1 of the best epoch) before it gives the scheduler that chance.
+    trial closes its MLflow run (per-class F1 of the best epoch) before it gives the scheduler that chance. The trial
+    state keeps each epoch's report (``last``), which :meth:`resume` sends again when the trial starts again.
     """
 
-    def __init__(self, run_id: str, run_dir: Path, state: dict[str, Any], epochs: int, uri: str) -> None:
+    def __init__(
+        self, run_id: str, run_dir: Path, state: dict[str, Any], epochs: int, uri: str, delay: float = 0.0
+    ) -> None:
         self.run_id = run_id
         self.run_dir = run_dir
         self.epochs = epochs
+        self.delay = delay  # seconds before each report (REPORT_DELAY_ENV)
         self.best: dict[str, Any] = state.get("best", {"epoch": -1, "macro_f1": -1.0})
         self.log_epoch = tracking.epoch_logger(run_id, uri)
         self.pending: dict[str, Any] | None = None
@@ -118,14 +142,29 @@ class EpochReporter:
         self.log_epoch(report)
         if report.metrics["macro_f1"] > self.best["macro_f1"]:
             self.best = {"epoch": report.epoch, **report.metrics}
-        _write_state(self.run_dir, {"child_run_id": self.run_id, "best": self.best})
         self.pending = self.metrics(report)
+        _write_state(self.run_dir, {"child_run_id": self.run_id, "best": self.best, "last": self.pending})
         if report.epoch + 1 < self.epochs:
             self._report()
+
+    def resume(self, state: dict[str, Any]) -> None:
+        """Report again the last epoch a restarted trial finished, unless it was the last (:meth:`finish` sends it).
+
+        The scheduler decides on it before the trial trains further: a trial that waited at a rung of successive
+        halving, or that a decided rung stopped, is paused or stopped again instead of training past the rung.
+        """
+        last = state.get("last")
+        if last and last["epoch"] < self.epochs:
+            self._send(last)
 
     def _report(self) -> None:
         metrics, self.pending = self.pending, None
         self.reported = True
+        self._send(metrics)
+
+    def _send(self, metrics: dict[str, Any]) -> None:
+        if self.delay:
+            time.sleep(self.delay)
         tune.report(metrics)
 
     def finish(self, result: TrainResult) -> None:
@@ -160,7 +199,9 @@ def train_trial(point: dict[str, Any], context: TrialContext) -> None:
     params = tracking.flatten_params(model_config.to_dict(), train_config.to_dict())
     run_id = _child_run(context, state, trial_id, params)
     _write_state(run_dir, {**state, "child_run_id": run_id})
-    reporter = EpochReporter(run_id, run_dir, state, train_config.epochs, context.tracking_uri)
+    delay = report_delay(trial_id)
+    reporter = EpochReporter(run_id, run_dir, state, train_config.epochs, context.tracking_uri, delay)
+    reporter.resume(state)
     splits = training_splits(context.corpus_root)  # a reused worker keeps them from its previous trial
     result = train_model(
         context.corpus_root, model_config, train_config, run_dir=run_dir, callback=reporter, splits=splits

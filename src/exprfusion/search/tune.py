@@ -1,4 +1,5 @@
-"""The hyper-parameter search: the paper's grid on Ray Tune, ASHA early stopping, one MLflow child run per trial.
+"""The hyper-parameter search: the paper's grid on Ray Tune, early stopping (synchronous successive halving or ASHA),
+one MLflow child run per trial.
 
 A search is one MLflow parent run; every trial is a child run created inside the trial's own process (see
 :mod:`exprfusion.search.trial`), logging its params (``p``, ``d``, ``l``, ...) and per-epoch validation metrics, so
@@ -25,12 +26,14 @@ import ray
 from ray import tune
 
 from exprfusion.core.atomic import atomic_open
+from exprfusion.core.errors import InputError
 from exprfusion.core.progress import console
 from exprfusion.core.ray_runtime import ray_session as shared_ray_session
 from exprfusion.data.corpus import Corpus
 from exprfusion.data.split_tensors import training_splits
 from exprfusion.model.fusion_config import FusionConfig
-from exprfusion.search.space import SearchSpace, parse_tune_params, search_name
+from exprfusion.search.space import SearchSettings, SearchSpace, parse_tune_params, search_name
+from exprfusion.search.successive_halving import RECORD_NAME
 from exprfusion.search.trial import TrialContext, train_trial
 from exprfusion.tracking import runs as tracking
 from exprfusion.training.epoch_report import EpochReport
@@ -60,7 +63,7 @@ class SearchResult:
 
 
 class _SearchMonitor:
-    """The driver's view of a running search: one line per finished trial, and closing runs ASHA stopped."""
+    """The driver's view of a running search: one line per finished trial, and closing runs the scheduler stopped."""
 
     def __init__(self, context: TrialContext, total: int, progress: Callable[[int, int], None] | None) -> None:
         self.context = context
@@ -179,7 +182,27 @@ def trials_frame(results: Any, base_train: dict[str, Any]) -> pd.DataFrame:
                 "status": status,
             }
         )
-    return pd.DataFrame(rows).sort_values(["p", "d", "l", "lr", "seed"], ignore_index=True)
+    # A fixed order whatever order Ray returns the trials in: the best trial is the first of equal scores.
+    return pd.DataFrame(rows).sort_values(["p", "d", "l", "readout", "lr", "seed"], ignore_index=True, kind="stable")
+
+
+def scheduler_record(experiment_dir: Path) -> Path:
+    """Where successive halving keeps its scores and decisions: the search's own trials folder. (Ray copies the
+    experiment folder's top-level .json and .pkl files aside on a restore and back over the folder later, which
+    would put an older record back.)"""
+    return experiment_dir / "trials" / RECORD_NAME
+
+
+def _trial_limit(settings: SearchSettings, trials: int) -> None:
+    """Refuse a cap on concurrent trials below the trials of a successive-halving search: Ray counts paused trials
+    against the cap, so a rung wider than it would never fill. Such a search leaves the cap to the cluster's resources.
+    """
+    if settings.scheduler == "successive_halving" and (settings.max_concurrent_trials or trials) < trials:
+        raise InputError(
+            f"tune.max_concurrent_trials ({settings.max_concurrent_trials}) cannot cap a successive_halving search of "
+            f"{trials} trials: its paused trials count against the cap, so a rung would never fill; leave it null "
+            "(the cluster's resources cap the trials running at once) or raise cpus_per_trial"
+        )
 
 
 def run_search(
@@ -210,6 +233,7 @@ def run_search(
         The best trial's configs and metrics, the parent run id and one row per trial.
     """
     space, settings = parse_tune_params(tune_params)
+    _trial_limit(settings, space.n_trials())
     corpus_root = Path(corpus_root).resolve()
     corpus = Corpus(corpus_root)
     corpus_hash = corpus.content_hash()
@@ -262,9 +286,12 @@ def run_search(
                     tune_config=tune.TuneConfig(
                         metric=METRIC,
                         mode="max",
-                        scheduler=settings.make_scheduler(train["epochs"]),
+                        scheduler=settings.make_scheduler(
+                            train["epochs"], trials=space.n_trials(), record=scheduler_record(experiment_dir)
+                        ),
                         num_samples=space.num_samples,
-                        max_concurrent_trials=concurrency,
+                        # successive halving: paused trials would count against Ray's cap (see _trial_limit)
+                        max_concurrent_trials=None if settings.scheduler == "successive_halving" else concurrency,
                         reuse_actors=True,  # a worker keeps torch and mlflow imported from one trial to the next
                     ),
                     run_config=tune.RunConfig(
@@ -297,7 +324,8 @@ def trial_history(metrics: pd.DataFrame | None) -> list[EpochReport]:
     """A trial's epochs from its Ray result's ``metrics_dataframe`` (one row per report), in order."""
     if metrics is None or metrics.empty or "epoch" not in metrics:
         return []
-    rows = metrics.sort_values("epoch").drop_duplicates("epoch", keep="last")
+    # A restarted trial reports its last epoch again (exprfusion.search.trial): the first report holds its timing.
+    rows = metrics.sort_values("epoch", kind="stable").drop_duplicates("epoch", keep="first")
     return [
         EpochReport(
             epoch=int(row["epoch"]) - 1,  # Tune is told epochs counted from 1
