@@ -4,12 +4,13 @@ from exprfusion.core.params import load_section
 from exprfusion.core.progress import console, progress_callback
 from exprfusion.core.stage_runner import run_stage
 from exprfusion.sources.build_corpus import build_corpus
+from exprfusion.sources.params import DataParams
 
 
 def main() -> None:
     """Read the `data` params and build the corpus."""
-    params = load_section("data")
-    with progress_callback(f"corpus ({params['source']})") as update:
+    params = load_section("data", DataParams)
+    with progress_callback(f"corpus ({params.source})") as update:
         build_corpus(params, progress=update, notify=console.print)
 
 

@@ -9,7 +9,7 @@ the margin with their 95 % bootstrap intervals over videos.
 
 from pathlib import Path
 
-from exprfusion.core.params import load_section
+from exprfusion.core.params import corpus_folder, load_section
 from exprfusion.core.progress import progress_callback
 from exprfusion.core.stage_runner import run_stage
 from exprfusion.evaluation.evaluate import EvaluateConfig, baseline_lines, evaluate_model
@@ -25,12 +25,12 @@ REGISTRATION = Path("reports/registration.json")
 
 def main() -> None:
     """Read the `evaluate` params and evaluate the model on the configured split."""
-    config = EvaluateConfig.from_dict(load_section("evaluate"))
+    config = load_section("evaluate", EvaluateConfig)
     run_id = training_run_id(REGISTRATION)  # checked before the evaluation spends its time
     with progress_callback(f"evaluate {config.split}") as update:
         metrics = evaluate_model(
             MODEL,
-            load_section("data")["out"],
+            corpus_folder(),
             metrics_path=METRICS,
             report_path=REPORT,
             plots_dir=PLOTS,

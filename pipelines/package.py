@@ -5,7 +5,8 @@ from pathlib import Path
 
 from exprfusion.core.params import load_section
 from exprfusion.core.stage_runner import run_stage
-from exprfusion.tracking.packaging import build_bento, package_model
+from exprfusion.tracking.packaging import PackageParams, build_bento, package_model
+from exprfusion.tracking.registration import RegistrationResult
 
 MODEL = Path("models/model.pt")
 REPORT = Path("reports/evaluation.json")
@@ -17,13 +18,13 @@ BENTOFILE = SOURCE_ROOT / "serving" / "bentofile.yaml"
 
 def main() -> None:
     """Read the `package` params, package the model with its card, and build the Bento that serves it."""
-    params = load_section("package")
+    params = load_section("package", PackageParams)
     card = package_model(
         MODEL,
         PACKAGE,
         metrics=json.loads(REPORT.read_text()),
-        registration=json.loads(REGISTRATION.read_text()),
-        smoke_frames=params["smoke_frames"],
+        registration=RegistrationResult.read(REGISTRATION).to_dict(),
+        smoke_frames=params.smoke_frames,
     )
     print(f"wrote {card}")
     build = build_bento(PACKAGE, BENTOFILE, SOURCE_ROOT)

@@ -1,16 +1,15 @@
 """DVC stage `train`: the search's best configuration refit on every training video (or trained anew when
 `train.overrides` moves results); write models/model.pt, log and register it."""
 
-import json
 from pathlib import Path
 
 from exprfusion.core.atomic import write_json
-from exprfusion.core.params import load_section
+from exprfusion.core.params import corpus_folder, load_section
 from exprfusion.core.progress import progress_callback
 from exprfusion.core.stage_runner import run_stage
 from exprfusion.data.corpus import Corpus
 from exprfusion.model.artifact import save_model
-from exprfusion.search.final_training import train_final
+from exprfusion.search.final_training import BestTrial, TrainStageParams, train_final
 from exprfusion.tracking.registry import log_and_register
 from exprfusion.training.train import training_metadata
 
@@ -21,11 +20,11 @@ REGISTRATION = Path("reports/registration.json")
 
 def main() -> None:
     """Read best.json and the `train` params; train, save the artefact, log it to MLflow and register it."""
-    params = load_section("train")
-    best = json.loads(BEST.read_text())
-    corpus = Corpus(load_section("data")["out"])
+    params = load_section("train", TrainStageParams)
+    best = BestTrial.read(BEST)
+    corpus = Corpus(corpus_folder())
     with progress_callback("train") as update:
-        final = train_final(corpus, best, params.get("overrides"), best_path=BEST, progress=update)
+        final = train_final(corpus, best, params.given_overrides(), best_path=BEST, progress=update)
     print(final.how)
     result, train_config = final.result, final.config
     save_model(MODEL, result.model, train_config.inference(), training_metadata(result, train_config, corpus))
@@ -37,9 +36,9 @@ def main() -> None:
         result.model.config,
         train_config,
         corpus=corpus,
-        parent_run_id=best.get("parent_run_id"),
-        registered_name=params["registered_name"],
-        experiment=params["experiment"],
+        parent_run_id=best.parent_run_id,
+        registered_name=params.registered_name,
+        experiment=params.experiment,
     )
     write_json(REGISTRATION, registration.to_dict())
     verdict = "now champion" if registration.promoted else "champion unchanged"

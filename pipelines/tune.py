@@ -5,10 +5,11 @@ Ray keeps its experiment state under `ray_results/` (not a DVC output): an inter
 
 from pathlib import Path
 
-from exprfusion.core.params import load_section
+from exprfusion.core.params import corpus_folder, load_section
 from exprfusion.core.progress import progress_callback
 from exprfusion.core.stage_runner import run_stage
 from exprfusion.search.tune import run_search, write_best
+from exprfusion.search.tune_params import TuneParams
 
 BEST = Path("reports/best.json")
 TRIALS = Path("reports/trials.csv")
@@ -17,15 +18,15 @@ RAY_STORAGE = Path("ray_results")
 
 def main() -> None:
     """Read the `tune` params, run the search, write the best configs and the trials table."""
-    params = load_section("tune")
+    params = load_section("tune", TuneParams)
     with progress_callback("tune") as update:
         result = run_search(
-            load_section("data")["out"],
-            {**params["grid"], **params["search"]},
-            params["model"],
-            params["train"],
+            corpus_folder(),
+            params.search_params(),
+            params.model.to_dict(),
+            params.train.to_dict(),
             storage=RAY_STORAGE,
-            experiment=params["experiment"],
+            experiment=params.experiment,
             progress=update,
         )
     if result.normalisation_choice:

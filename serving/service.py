@@ -20,7 +20,6 @@ video also appends one record to the request log that ``exprfusion drift-report`
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Callable
@@ -36,7 +35,9 @@ from pydantic import BaseModel, Field, Strict, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse
 
+from exprfusion.core.environment import environment
 from exprfusion.core.errors import InputError
+from exprfusion.core.settings import dump
 from exprfusion.inference.feature_arrays import check_video_arrays, read_video_npz_source
 from exprfusion.inference.predict import predict_video
 from exprfusion.model.artifact import load_model
@@ -67,7 +68,7 @@ from exprfusion.service.schemas import (
     prediction_response,
 )
 from exprfusion.service.video_api import MAX_VIDEO_BYTES_ENV, VideoEndpoints, VideoLimits, VideoPredictResponse
-from exprfusion.tracking.packaging import BENTO_MODEL_NAME, CARD_FILE
+from exprfusion.tracking.packaging import BENTO_MODEL_NAME, CARD_FILE, read_card
 
 
 class BentoArguments(BaseModel):
@@ -88,9 +89,6 @@ def _error(ctx: bentoml.Context, status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
-TORCH_THREADS_ENV = "EXPRFUSION_TORCH_THREADS"
-
-
 @bentoml.service(name="exprfusion", traffic={"timeout": 600})
 @bentoml.asgi_app(model_routes)
 class ExpressionService:
@@ -101,9 +99,9 @@ class ExpressionService:
     def __init__(self) -> None:
         # BentoML limits a CPU worker's BLAS/OpenMP threads to 1 unless the service declares CPUs; one video's windows
         # are one batched forward pass, which uses every core it is given (EXPRFUSION_TORCH_THREADS, default: all).
-        torch.set_num_threads(int(os.environ.get(TORCH_THREADS_ENV) or os.cpu_count() or 1))
+        torch.set_num_threads(environment().torch_threads or os.cpu_count() or 1)
         folder = Path(self.stored_model.path)
-        card = json.loads((folder / CARD_FILE).read_text())
+        card = dump(read_card(folder / CARD_FILE))
         self.model, self.inference, metadata = load_model(folder / card["file"])
         self.version = model_version(card)
         self.description = describe_model(card, metadata, str(self.stored_model.tag))

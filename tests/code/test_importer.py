@@ -296,7 +296,7 @@ IMPORT_ERRORS: dict[str, tuple[Breaker, type[Exception], str]] = {
     "unknown align mode": (
         _sources(align="cubic"),
         InputError,
-        r"unknown (audio )?alignment.* 'cubic'; expected one of \('nearest', 'linear'\)",
+        r"ImportSources\.align: must be one of 'nearest' or 'linear', got 'cubic'",
     ),
     # face presence
     "face mask file missing": (

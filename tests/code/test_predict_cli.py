@@ -118,7 +118,7 @@ def test_train_prints_epochs_and_writes_the_artefact(workspace):
     assert "validation: macro-F1" in result.stderr
     model, inference, metadata = load_model(root / "models" / "model.pt")
     assert (model.config.d_model, model.config.n_layers, model.config.visual_dim) == (16, 1, 8)
-    assert (inference.window, inference.stride) == (16, 4)
+    assert (inference.window, inference.stride) == (16, 8), "inference windows half a window apart"
     assert metadata["best_epoch"] == 0 and set(metadata["best_metrics"]) >= {"macro_f1", "accuracy"}
     assert metadata["train_config"]["seed"] == 1 and len(metadata["corpus_hash"]) == 64
     assert (root / "run" / "checkpoint.pt").is_file()

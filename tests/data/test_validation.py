@@ -210,7 +210,7 @@ def test_bad_settings_are_input_errors():
         {"min_class_frames": -1},
         {"verify_hashes": "yes"},
     ):
-        with pytest.raises(InputError, match="validate"):
+        with pytest.raises(InputError, match=r"^ValidationSettings[.:]"):
             ValidationSettings(**bad)
 
 

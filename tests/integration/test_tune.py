@@ -25,7 +25,8 @@ from exprfusion.tracking import runs as tracking
 pytestmark = pytest.mark.integration
 
 MODEL = {"d_model": 16, "n_layers": 1, "n_heads": 2}
-GRID = {"modality_dropout": [0.0], "d_model": [16], "n_layers": [1]}  # every searched dimension must be given
+# One point; the window readout is not searched (left out, it would take the pipeline's [none, both]).
+GRID = {"modality_dropout": [0.0], "d_model": [16], "n_layers": [1], "window_readout": None}
 TRAIN = {"epochs": 2, "batch_size": 4, "window": 16, "stride": 8, "eval_stride": 8, "median_kernel": 3, "lr": 3e-3}
 RESUME_SCRIPT = """
 import json, sys
@@ -78,27 +79,28 @@ def _history(run_id: str, key: str = "macro_f1") -> list[int]:
 
 
 def test_unknown_and_invalid_tune_params_are_rejected():
-    with pytest.raises(ValueError, match=r"unknown tune params \['dmodel', 'shceduler'\]"):
+    with pytest.raises(InputError, match=r"^tune\.dmodel, tune\.shceduler: unknown key; known: \["):
         parse_tune_params({"dmodel": [16], "shceduler": "asha"})
-    with pytest.raises(ValueError, match=r"tune\.modality_dropout"):
+    with pytest.raises(InputError, match=r"^tune\.grid\.modality_dropout\.1: must be <= 1\.0, got 1\.5$"):
         parse_tune_params({"grid": {**GRID, "modality_dropout": [0.1, 1.5]}})
-    with pytest.raises(ValueError, match=r"tune\.scheduler"):
+    with pytest.raises(InputError, match=r"^tune\.search\.scheduler: must be one of 'asha', 'successive_halving'"):
         parse_tune_params({"grid": GRID, "search": {"scheduler": "hyperband"}})
-    with pytest.raises(ValueError, match="given twice"):
+    with pytest.raises(InputError, match="given twice"):
         parse_tune_params({"grid": {"d_model": [16]}, "d_model": [32]})
-    with pytest.raises(ValueError, match="unknown tune params"):
+    with pytest.raises(InputError, match=r"tune\.layers: unknown key"):
         run_search("unused", {"layers": [1]}, MODEL, TRAIN, storage="unused")
 
 
-def test_a_grid_without_a_searched_dimension_is_rejected_by_name():
-    with pytest.raises(InputError, match=r"tune\.grid is missing modality_dropout, n_layers"):
-        parse_tune_params({"grid": {"d_model": [16]}})
-    with pytest.raises(InputError, match=r"tune\.grid is missing modality_dropout, d_model, n_layers"):
-        parse_tune_params({"search": {"scheduler": "none"}})
+def test_a_searched_dimension_left_out_takes_the_pipelines_grid():
+    space, _ = parse_tune_params({"grid": {"d_model": [16]}})
+    default, _ = parse_tune_params({})
+    assert space.d_model == [16] and space.modality_dropout == default.modality_dropout == [0.1, 0.3]
+    assert default.n_trials() == 8, "the 8 points of params.yaml's grid"
 
 
 def test_search_space_grid_and_random():
     grid = {"modality_dropout": [0.0, 0.1, 0.15, 0.2], "d_model": [256, 512], "n_layers": [1, 2], "lr": ["1e-3", 3e-3]}
+    grid["window_readout"] = None
     space, settings = parse_tune_params({"grid": grid, "search": {}})
     assert space.n_trials() == 4 * 2 * 2 * 2
     assert space.param_space()["lr"] == {"grid_search": [1e-3, 3e-3]}, "YAML strings such as 1e-3 are numbers"
@@ -112,7 +114,7 @@ def test_the_window_readout_is_an_optional_searched_dimension():
     space, _ = parse_tune_params({"grid": {**GRID, "window_readout": ["none", "both"]}})
     assert space.n_trials() == 2 * parse_tune_params({"grid": GRID})[0].n_trials()
     assert space.param_space()["window_readout"] == {"grid_search": ["none", "both"]}
-    with pytest.raises(InputError, match="window_readout must be a non-empty list of"):
+    with pytest.raises(InputError, match=r"tune\.grid\.window_readout\.0: must be one of 'none', 'audio' or 'both'"):
         parse_tune_params({"grid": {**GRID, "window_readout": ["linear"]}})
 
 

@@ -150,5 +150,5 @@ def test_baseline_settings_are_checked_by_their_full_path():
     assert config.to_dict()["baseline"]["smoothing"] == 5
     with pytest.raises(InputError, match=r"evaluate\.baseline\.smooth"):
         EvaluateConfig.from_dict({"baseline": {"smooth": 5}})
-    with pytest.raises(InputError, match="smoothing >= 0"):
+    with pytest.raises(InputError, match=r"BaselineConfig\.smoothing: must be >= 0, got -1"):
         BaselineConfig(smoothing=-1)

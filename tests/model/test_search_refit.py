@@ -76,7 +76,7 @@ def test_the_searchs_normalisation_choice_reaches_the_result(corpus, full_run):
         assert (choice.chosen, choice.scores) == (MODEL.normalisation, {MODEL.normalisation: 0.5, "video": 0.25})
     assert train_final(corpus, _best_json(full_run)).result.normalisation_choice is None  # a set normalisation
     best["normalisation_choice"] = {"chosen": "video"}
-    with pytest.raises(InputError, match=r"best\.json: not a search result"):
+    with pytest.raises(InputError, match=r"best\.json: normalisation_choice\.scores: is required"):
         train_final(corpus, best)
 
 
@@ -105,7 +105,7 @@ def test_a_trial_selected_on_validation_is_not_taken_over(corpus, full_run):
 def test_a_malformed_search_result_names_its_file(corpus, full_run):
     best = _best_json(full_run)
     del best["metrics"]["best_epoch"]
-    with pytest.raises(InputError, match=r"reports/best\.json: not a search result"):
+    with pytest.raises(InputError, match=r"reports/best\.json: metrics\.best_epoch must be the trial's best epoch"):
         train_final(corpus, best, best_path="reports/best.json")
     with pytest.raises(InputError, match=r"train\.overrides"):
         train_final(corpus, _best_json(full_run), {"epoch": 2})

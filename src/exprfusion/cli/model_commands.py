@@ -42,21 +42,34 @@ def train(
     run_dir: Annotated[
         Path | None, typer.Option(help="Folder for the per-epoch checkpoint; an interrupted run resumes from it.")
     ] = None,
-    epochs: Annotated[int | None, typer.Option(help="Training epochs (unset: the library default).")] = None,
-    d_model: Annotated[int | None, typer.Option(help="Width of the Transformer branches.")] = None,
-    n_layers: Annotated[int | None, typer.Option(help="Encoder layers per branch.")] = None,
-    n_heads: Annotated[int | None, typer.Option(help="Attention heads (must divide --d-model).")] = None,
+    params: Annotated[
+        Path | None,
+        typer.Option(
+            help="A params.yaml to train as its train stage trains the search's winner: tune.model and tune.train, "
+            "each searched dimension tune.grid gives one value, and train.overrides. Unset: the library's defaults, "
+            "which are the committed params.yaml's (a dimension with several values keeps tune.model's)."
+        ),
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="Change one setting: model.<field>=<value> (FusionConfig) or train.<field>=<value> (TrainConfig), "
+            "the value as YAML; repeat for several. Checked as params.yaml's values are.",
+        ),
+    ] = None,
+    epochs: Annotated[int | None, typer.Option(help="Training epochs (train.epochs).")] = None,
+    d_model: Annotated[int | None, typer.Option(help="Width of the Transformer branches (model.d_model).")] = None,
+    n_layers: Annotated[int | None, typer.Option(help="Encoder layers per branch (model.n_layers).")] = None,
+    n_heads: Annotated[int | None, typer.Option(help="Attention heads, dividing the width (model.n_heads).")] = None,
     modality_dropout: Annotated[
         float | None, typer.Option(help="Probability of dropping a whole modality from a training window.")
     ] = None,
     fusion: Annotated[str | None, typer.Option(help="gated (both branches), visual or audio (ablations).")] = None,
-    lr: Annotated[float | None, typer.Option(help="Peak learning rate of AdamW.")] = None,
+    lr: Annotated[float | None, typer.Option(help="Peak learning rate of AdamW (train.lr).")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Training windows per step.")] = None,
     window: Annotated[
-        int | None,
-        typer.Option(
-            help="Frames per window; unless set in the library, strides follow (1/2 training, 1/4 inference)."
-        ),
+        int | None, typer.Option(help="Frames per window; strides not set beside it follow (half a window each).")
     ] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed of initialisation, batches, modality dropout.")] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu or cuda.")] = None,
@@ -65,23 +78,32 @@ def train(
         typer.Option(help="Select the best epoch on a media-disjoint 'holdout' of the train split, or 'validation'."),
     ] = None,
 ) -> None:
-    """Train the fusion model on a corpus and write the model artefact (weights, config, inference settings)."""
+    """Train the fusion model on a corpus and write the model artefact (weights, config, inference settings).
+
+    With no option it trains the model the pipeline's train stage trains (the same model and training configs),
+    given the search's winner; options and --set change single settings.
+    """
+    import json
+
     from exprfusion.data.corpus import Corpus
 
     data = Corpus(corpus)  # a missing corpus is reported before torch is imported
     from exprfusion.core.progress import progress_callback
     from exprfusion.model.artifact import save_model
-    from exprfusion.model.fusion_transformer import FusionConfig
-    from exprfusion.training.train import TrainConfig, train_model, training_metadata
+    from exprfusion.search.params import PipelineParams, run_configs
+    from exprfusion.training.train import train_model, training_metadata
 
-    model_config = FusionConfig.from_dict(
-        _given(d_model=d_model, n_layers=n_layers, n_heads=n_heads, modality_dropout=modality_dropout, fusion=fusion)
-    )
-    config = TrainConfig.from_dict(
-        _given(
+    options = {
+        "model": _given(
+            d_model=d_model, n_layers=n_layers, n_heads=n_heads, modality_dropout=modality_dropout, fusion=fusion
+        ),
+        "train": _given(
             epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, device=device, window=window, selection=selection
-        )
-    )
+        ),
+    }  # each option is a shorthand for --set <group>.<field>=<value>
+    changes = [f"{group}.{key}={json.dumps(value)}" for group, given in options.items() for key, value in given.items()]
+    model_config, config = run_configs(PipelineParams.read(params) if params else None, [*changes, *(set_ or [])])
+    console.print(f"model: {model_config.to_dict()}", highlight=False)
     console.print(f"training on {data.root} ({len(data)} videos): {config.to_dict()}", highlight=False)
 
     best_so_far = -1.0

@@ -1,30 +1,27 @@
-"""Read one stage's section of ``params.yaml`` (the single configuration source of the pipeline).
+"""Read ``params.yaml``, the single configuration source of the pipeline, one stage's section at a time.
 
-Every read checks the file's sections and the loaded section's keys: a misspelt key is an error naming its full
-dotted path (``evaluate.bogus``), never a setting silently ignored. A group whose keys are a settings class's fields
-(``data.import``, ``tune.model``, ``train.overrides``, ...) is checked by the code that builds that class.
+The file has one section per stage (``SECTIONS``). A stage reads its own section through that section's settings
+class (:func:`load_section`, e.g. ``load_section("validate", ValidationSettings)``), which owns the defaults and the
+checks: a misspelt key or a bad value, at any depth, is one :class:`~exprfusion.core.errors.InputError` line naming
+the file and the dotted path (``params.yaml: tune.model.d_model: must be >= 1, got 0``). The whole file's schema
+is :class:`exprfusion.search.params.PipelineParams`.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
 from exprfusion.core.errors import InputError, MissingInputError
-from exprfusion.core.strict_dicts import reject_unknown_keys
+from exprfusion.core.settings import validate
+
+T = TypeVar("T")
 
 DEFAULT_PARAMS = Path("params.yaml")
-# The keys the stage scripts read from each section; None: the section is one settings class, which checks them.
-SECTION_KEYS: dict[str, tuple[str, ...] | None] = {
-    "data": ("source", "out", "inputs", "synthetic", "import", "media"),
-    "validate": ("required_splits", "verify_hashes", "min_face_rate", "max_face_rate", "min_class_frames"),
-    "tune": ("experiment", "grid", "search", "model", "train"),
-    "train": ("experiment", "registered_name", "overrides"),
-    "evaluate": None,
-    "package": ("smoke_frames",),
-}
+SECTIONS: tuple[str, ...] = ("data", "validate", "tune", "train", "evaluate", "package")
+DEFAULT_CORPUS = "data/corpus"  # data.out: the corpus folder every stage after `corpus` reads
 
 
 def read_params(path: str | Path = DEFAULT_PARAMS) -> dict[str, Any]:
@@ -36,19 +33,27 @@ def read_params(path: str | Path = DEFAULT_PARAMS) -> dict[str, Any]:
         params = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as error:
         raise InputError(f"{path}: not valid YAML ({' '.join(str(error).split())})") from None
-    reject_unknown_keys(params, SECTION_KEYS, f"{path} sections")
+    if not isinstance(params, dict):
+        raise InputError(f"{path}: must be a mapping of sections, got {type(params).__name__}")
+    unknown = sorted(str(name) for name in params if name not in SECTIONS)
+    if unknown:
+        raise InputError(f"{path}: {', '.join(unknown)}: unknown section; known: {list(SECTIONS)}")
     return params
 
 
-def load_section(section: str, path: str | Path = DEFAULT_PARAMS) -> dict[str, Any]:
-    """Return ``params.yaml``'s ``section`` as a dict; a missing file or section, or an unknown key, is an error."""
+def load_section(section: str, schema: type[T], path: str | Path = DEFAULT_PARAMS) -> T:
+    """``params.yaml``'s ``section`` validated into ``schema``; a missing file or section, an unknown key or a bad
+    value is an ``InputError`` naming the file and the dotted path."""
     params = read_params(path)
     if section not in params:
         raise InputError(f"{path}: no '{section}' section")
-    values = params[section]
-    known = SECTION_KEYS[section]
-    if known is not None:
-        reject_unknown_keys(values, known, f"{path} keys", path=section)
-    elif not isinstance(values, dict):
-        raise InputError(f"{path}: section {section} must be a mapping of keys to values, got {values!r}")
-    return values
+    return validate(schema, params[section] if params[section] is not None else {}, where=str(path), path=section)
+
+
+def corpus_folder(path: str | Path = DEFAULT_PARAMS) -> str:
+    """``data.out``, the corpus folder, for the stages after ``corpus`` (its own stage checks the rest of ``data``)."""
+    data = read_params(path).get("data") or {}
+    out = data.get("out", DEFAULT_CORPUS) if isinstance(data, dict) else None
+    if not isinstance(out, str) or not out:
+        raise InputError(f"{path}: data.out: must be the corpus folder, got {out!r}")
+    return out

@@ -186,4 +186,14 @@ def partial(schema: type) -> type[pydantic.BaseModel]:
         )
         for name, info in schema.__pydantic_fields__.items()
     }
-    return pydantic.create_model(f"Partial{schema.__name__}", __config__=SETTINGS_CONFIG, **fields)
+    return pydantic.create_model(f"Partial{schema.__name__}", __base__=_Given, **fields)
+
+
+class _Given(pydantic.BaseModel):
+    """A model that reads and dumps only the keys it was given (the base of :func:`partial`)."""
+
+    model_config = SETTINGS_CONFIG
+
+    @pydantic.model_serializer(mode="wrap")
+    def _given_only(self, handler: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
+        return {key: value for key, value in handler(self).items() if key in self.model_fields_set}

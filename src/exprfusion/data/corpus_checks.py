@@ -11,20 +11,21 @@ written whether the corpus passes or not; a failure names each video and the exp
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import Field
 
 from exprfusion.core.atomic import write_json
-from exprfusion.core.errors import InputError
 from exprfusion.core.labels import SPLITS
+from exprfusion.core.settings import Flag, settings
 from exprfusion.data.corpus import Corpus, CorpusError
 from exprfusion.data.corpus_statistics import video_statistics
 from exprfusion.data.expectations import ExpectationOutcome, run_corpus_suite
 
 
-@dataclass(frozen=True)
+@settings(frozen=True)
 class ValidationSettings:
     """What the corpus is checked against (the ``validate`` section of ``params.yaml``).
 
@@ -38,32 +39,16 @@ class ValidationSettings:
             corpora, where the rare classes may have no segment at all).
     """
 
-    required_splits: Sequence[str] = ("train", "validation")
-    verify_hashes: bool = True
-    min_face_rate: float = 0.01
-    max_face_rate: float = 1.0
-    min_class_frames: int = 1
+    required_splits: tuple[Literal[SPLITS], ...] = ("train", "validation")
+    verify_hashes: Flag = True
+    min_face_rate: Annotated[float, Field(ge=0.0, le=1.0)] = 0.01
+    max_face_rate: Annotated[float, Field(ge=0.0, le=1.0)] = 1.0
+    min_class_frames: Annotated[int, Field(ge=0)] = 1
 
     def __post_init__(self) -> None:
-        if isinstance(self.required_splits, str):
-            raise InputError(f"validate.required_splits must be a list of splits, got {self.required_splits!r}")
-        for split in self.required_splits:
-            if split not in SPLITS:
-                raise InputError(f"validate.required_splits: {split!r} is not one of {SPLITS}")
-        if not isinstance(self.verify_hashes, bool):
-            raise InputError(f"validate.verify_hashes must be true or false, got {self.verify_hashes!r}")
-        for name in ("min_face_rate", "max_face_rate"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise InputError(f"validate.{name} must be a number, got {value!r}")
-        if isinstance(self.min_class_frames, bool) or not isinstance(self.min_class_frames, int):
-            raise InputError(f"validate.min_class_frames must be an integer, got {self.min_class_frames!r}")
-        if self.min_class_frames < 0:
-            raise InputError(f"validate.min_class_frames must be >= 0, got {self.min_class_frames}")
-        if not 0.0 <= self.min_face_rate <= self.max_face_rate <= 1.0:
-            raise InputError(
-                f"validate.min_face_rate ({self.min_face_rate}) and validate.max_face_rate ({self.max_face_rate}) "
-                "must satisfy 0 <= min <= max <= 1"
+        if self.min_face_rate > self.max_face_rate:
+            raise ValueError(
+                f"min_face_rate ({self.min_face_rate}) must not exceed max_face_rate ({self.max_face_rate})"
             )
 
 

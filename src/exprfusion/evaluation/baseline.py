@@ -27,10 +27,12 @@ import warnings
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+from typing import Annotated
 
 import numpy as np
 import torch
+from pydantic import Field
 from scipy.ndimage import uniform_filter1d
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
@@ -40,6 +42,7 @@ from threadpoolctl import threadpool_limits
 
 from exprfusion.core.errors import InputError
 from exprfusion.core.labels import NUM_CLASSES
+from exprfusion.core.settings import Flag, settings
 from exprfusion.data.corpus import Corpus
 from exprfusion.data.split_tensors import SplitData
 from exprfusion.evaluation.metrics import macro_f1
@@ -51,24 +54,18 @@ _PREDICT_CHUNK = 8192  # frames standardised and scored at a time (bounds the fl
 Frames = Mapping[str, np.ndarray]  # "visual", "audio", "face_mask", "audio_mask" (and "labels"), row-aligned
 
 
-@dataclass(frozen=True)
+@settings(frozen=True)
 class BaselineConfig:
     """Whether and how the baseline is fitted and smoothed (``evaluate.baseline`` in params.yaml)."""
 
-    enabled: bool = True  # evaluate fits and reports it
-    smoothing: int = 15  # frames on each side of the probability average
-    max_train_frames: int = 20_000  # a stratified sample of the labelled training frames beyond this
-    C: float = 0.01  # inverse L2 strength (scikit-learn's C)
-    max_iter: int = 200  # L-BFGS iterations at most
-    tol: float = 1e-3
-    seed: int = 0  # of the training-frame sample
-
-    def __post_init__(self) -> None:
-        if self.smoothing < 0 or self.max_train_frames < 2 or self.C <= 0 or self.max_iter < 1 or self.tol <= 0:
-            raise InputError(
-                "baseline settings need smoothing >= 0, max_train_frames >= 2, C > 0, max_iter >= 1 and tol > 0; "
-                f"got {asdict(self)}"
-            )
+    enabled: Flag = True  # evaluate fits and reports it
+    smoothing: Annotated[int, Field(ge=0)] = 15  # frames on each side of the probability average
+    # A stratified, seeded sample of the labelled training frames beyond this many.
+    max_train_frames: Annotated[int, Field(ge=2)] = 20_000
+    C: Annotated[float, Field(gt=0.0)] = 0.01  # inverse L2 strength (scikit-learn's C)
+    max_iter: Annotated[int, Field(ge=1)] = 200  # L-BFGS iterations at most
+    tol: Annotated[float, Field(gt=0.0)] = 1e-3
+    seed: Annotated[int, Field(ge=0)] = 0  # of the training-frame sample
 
 
 @dataclass(frozen=True)

@@ -32,14 +32,15 @@ from typing import Any
 
 import numpy as np
 
+from exprfusion.core.environment import Environment
 from exprfusion.core.errors import InputError
 from exprfusion.model.fusion_config import FusionConfig
 
 FEATURE_ARRAYS: tuple[str, ...] = ("visual", "audio")
 MASK_ARRAYS: tuple[str, ...] = ("face_mask", "audio_mask")
 MASK_OF: dict[str, str] = {"visual": "face_mask", "audio": "audio_mask"}
-# The longest video one request may hold by default: one hour at 30 fps.
-MAX_FRAMES = 108_000
+# The longest video one request may hold by default (EXPRFUSION_MAX_FRAMES): one hour at 30 fps.
+MAX_FRAMES: int = Environment.model_fields["max_frames"].default
 _NPY_MAGIC = b"\x93NUMPY"
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 # What reading a damaged or hostile archive can raise (zipfile, its decompressors, numpy's .npy header parser).

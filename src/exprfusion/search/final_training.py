@@ -13,16 +13,22 @@ another learning rate, ...) or selection on validation makes the stage run
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import Field
 
 from exprfusion.core.devices import resolve_device
-from exprfusion.core.errors import InputError
+from exprfusion.core.errors import InputError, MissingInputError
+from exprfusion.core.settings import partial, settings, validate
 from exprfusion.data.corpus import Corpus
 from exprfusion.data.split_tensors import load_split
 from exprfusion.model.fusion_config import FusionConfig
+from exprfusion.tracking.registry import REGISTERED_NAME
+from exprfusion.tracking.runs import DEFAULT_EXPERIMENT
 from exprfusion.training.epoch_report import EpochReport
 from exprfusion.training.normalisation_choice import NormalisationChoice
 from exprfusion.training.train import (
@@ -35,6 +41,55 @@ from exprfusion.training.train import (
     train_model,
 )
 from exprfusion.training.train_config import TrainConfig
+
+TrainOverrides = partial(TrainConfig)  # train.overrides: any TrainConfig values, each checked as TrainConfig does
+
+
+@settings(frozen=True)
+class BestTrial:
+    """``reports/best.json``: the search's winning trial, as :func:`exprfusion.search.tune.write_best` writes it (the
+    train stage reads it with :meth:`read`)."""
+
+    model: FusionConfig  # with the searched values and the normalisation the search resolved
+    train: TrainConfig
+    metrics: dict[str, Any]  # the trial's holdout scores at its best epoch, and ``best_epoch`` (from 0)
+    normalisation_choice: NormalisationChoice | None = None
+    history: list[EpochReport] = field(default_factory=list)
+    parent_run_id: str | None = None
+    trials: Annotated[int, Field(ge=1)] = 1
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.metrics.get("best_epoch"), int):
+            raise ValueError(
+                f"metrics.best_epoch must be the trial's best epoch, got {self.metrics.get('best_epoch')!r}"
+            )
+
+    @classmethod
+    def read(cls, path: str | Path) -> BestTrial:
+        """The best trial a ``best.json`` holds; a missing or malformed file is an ``InputError`` naming the file
+        and the field."""
+        path = Path(path)
+        if not path.is_file():
+            raise MissingInputError(f"{path}: no search result; run the tune stage")
+        try:
+            values = json.loads(path.read_text())
+        except ValueError as error:
+            raise InputError(f"{path}: not valid JSON ({error}); rerun the tune stage") from None
+        return validate(cls, values, where=str(path))
+
+
+@settings(frozen=True)
+class TrainStageParams:
+    """The ``train`` section of ``params.yaml``: where the final run is logged and registered, and the
+    :class:`TrainConfig` values that replace the best trial's (``overrides``)."""
+
+    experiment: str = DEFAULT_EXPERIMENT
+    registered_name: str = REGISTERED_NAME
+    overrides: TrainOverrides = Field(default_factory=TrainOverrides)
+
+    def given_overrides(self) -> dict[str, Any]:
+        """The overrides the section sets (the others keep the best trial's values)."""
+        return self.overrides.model_dump(exclude_unset=True)
 
 
 @dataclass(frozen=True)
@@ -49,18 +104,16 @@ class SearchSelection:
     normalisation_choice: NormalisationChoice | None = None
 
     @classmethod
-    def from_best(cls, best: Mapping[str, Any], path: str | Path = "best.json") -> SearchSelection:
-        """Read the selection of a ``best.json`` payload; raises :class:`InputError` naming ``path`` if malformed."""
-        try:
-            metrics = dict(best["metrics"])
-            best_epoch = int(metrics.pop("best_epoch"))
-            scalars = {key: float(value) for key, value in metrics.items() if isinstance(value, int | float)}
-            history = [EpochReport(**report) for report in best.get("history") or []]
-            decided = best.get("normalisation_choice")
-            choice = NormalisationChoice(**decided) if decided else None
-            return cls(dict(best["train"]), best_epoch, scalars, history, choice)
-        except (KeyError, TypeError, ValueError) as error:
-            raise InputError(f"{path}: not a search result the train stage can read ({error!r}); rerun tune") from None
+    def from_best(cls, best: BestTrial) -> SearchSelection:
+        """The selection of a search's best trial."""
+        scalars = {
+            key: float(value)
+            for key, value in best.metrics.items()
+            if key != "best_epoch" and isinstance(value, int | float)
+        }
+        return cls(
+            best.train.to_dict(), best.metrics["best_epoch"], scalars, list(best.history), best.normalisation_choice
+        )
 
     def differences(self, final: TrainConfig) -> list[str]:
         """Why ``final`` cannot take this selection: each setting that moves results and differs (empty: it can).
@@ -86,9 +139,15 @@ class FinalTraining:
     how: str  # one line for the stage's output
 
 
+def final_configs(best: BestTrial, overrides: Mapping[str, Any] | None = None) -> tuple[FusionConfig, TrainConfig]:
+    """The model and training configs the train stage trains: the best trial's, with ``train.overrides``."""
+    config = TrainConfig.from_dict({**best.train.to_dict(), **(overrides or {})}, path="train.overrides")
+    return best.model, config
+
+
 def train_final(
     corpus: Corpus,
-    best: Mapping[str, Any],
+    best: BestTrial | Mapping[str, Any],
     overrides: Mapping[str, Any] | None = None,
     *,
     best_path: str | Path = "best.json",
@@ -101,10 +160,11 @@ def train_final(
     scratch with its own selection run. Either way the model config is the trial's, whose normalisation the search
     resolved; the result carries that decision (``normalisation_choice``) for the stage's output and the artefact.
     """
-    TrainConfig.from_dict(dict(overrides or {}), path="train.overrides")  # names a misspelt override
-    selection = SearchSelection.from_best(best, best_path)
-    config = TrainConfig.from_dict({**selection.train, **(overrides or {})})
-    model_config = FusionConfig.from_dict(best["model"])
+    validate(TrainOverrides, dict(overrides or {}), path="train.overrides")  # names a misspelt override
+    if not isinstance(best, BestTrial):
+        best = validate(BestTrial, dict(best), where=str(best_path))
+    selection = SearchSelection.from_best(best)
+    model_config, config = final_configs(best, overrides)
     problems = selection.differences(config)
     if problems:
         result = train_model(corpus, model_config, config, progress=progress)

@@ -2,24 +2,26 @@
 
 ```yaml
 tune:
-  grid:                        # the searched dimensions (the paper's grid below)
-    modality_dropout: [0.0, 0.1, 0.15, 0.2]
-    d_model: [256, 512]
-    n_layers: [2, 3, 4]
-    window_readout: null       # optional: a list of none | audio | both (FusionConfig.window_readout)
+  grid:                        # the searched dimensions (the defaults: the pipeline's 8 points; the paper's grid is
+    modality_dropout: [0.1, 0.3]   # p [0.0, 0.1, 0.15, 0.2], d [256, 512], l [2, 3, 4])
+    d_model: [128]
+    n_layers: [1, 2]
+    window_readout: [none, both]   # a list of none | audio | both (FusionConfig.window_readout), or null
     lr: null                   # optional: a list, or {low: .., high: ..} (log-uniform, random mode only)
     seed: null                 # optional: a list of seeds (repeats of every point)
   search:
     mode: grid                 # grid: every combination; random: num_samples draws (tune.choice per list)
     num_samples: 1             # grid: repeats of the whole grid; random: number of draws
-    scheduler: asha            # asha | successive_halving (early stopping) | none (every trial runs all epochs)
-    grace_period: 2            # epochs every trial gets before it can be stopped (the first rung)
+    scheduler: successive_halving  # successive_halving | asha (early stopping) | none (every trial runs all epochs)
+    grace_period: 1            # epochs every trial gets before it can be stopped (the first rung)
     reduction_factor: 3        # only the best 1/reduction_factor go on at each rung
     cpus_per_trial: 1          # also the torch threads of a trial
     gpus_per_trial: 0.25       # used only where the cluster has GPUs
     max_concurrent_trials: null  # null = the cluster's CPUs // cpus_per_trial
 ```
-The same keys may also be given flat (without ``grid``/``search``).
+The same keys may also be given flat (without ``grid``/``search``). The settings classes own the defaults:
+:class:`SearchDimensions` (``tune.grid``), :class:`SearchSpace` (the dimensions with ``mode`` and ``num_samples``),
+:class:`SearchSettings` and :class:`SearchParams` (``tune.search``).
 """
 
 from __future__ import annotations
@@ -27,84 +29,62 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import dataclass, fields
+from collections.abc import Mapping
+from dataclasses import asdict, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
+from pydantic import Field
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 
 from exprfusion.core.errors import InputError
-from exprfusion.core.strict_dicts import reject_unknown_keys
-from exprfusion.model.fusion_config import WINDOW_READOUTS
+from exprfusion.core.settings import settings, validate
+from exprfusion.model.fusion_config import WindowReadout
 from exprfusion.search.successive_halving import SuccessiveHalvingScheduler
 
 MODES: tuple[str, ...] = ("grid", "random")
 SCHEDULERS: tuple[str, ...] = ("asha", "successive_halving", "none")
+T = TypeVar("T")
 
 
-def _number_list(name: str, values: Any, kind: type) -> list:
-    """A non-empty list of ``kind`` values; YAML strings such as ``1e-4`` are accepted."""
-    if not isinstance(values, list | tuple) or not values:
-        raise InputError(f"tune.{name} must be a non-empty list, got {values!r}")
-    try:
-        converted = [kind(float(value)) if kind is int else kind(value) for value in values]
-    except (TypeError, ValueError):
-        raise InputError(f"tune.{name} must hold numbers, got {values!r}") from None
-    if kind is int and any(float(value) != int(float(value)) for value in values):
-        raise InputError(f"tune.{name} must hold integers, got {values!r}")
-    return converted
+Share = Annotated[float, Field(ge=0.0, le=1.0)]
+Positive = Annotated[int, Field(ge=1)]
+Values = Annotated[list[T], Field(min_length=1)]  # a non-empty list (YAML strings such as 1e-4 are numbers)
 
 
-@dataclass
-class SearchSpace:
-    """The searched dimensions; ``None`` for ``lr``/``seed`` keeps the train section's value."""
+@settings
+class SearchDimensions:
+    """The searched dimensions (``tune.grid``); ``None`` for ``window_readout``, ``lr`` or ``seed`` keeps the model's
+    or the train section's value. ``lr`` may also be ``{low: .., high: ..}``: log-uniform, random mode only."""
 
-    REQUIRED_KEYS: ClassVar[tuple[str, ...]] = ("modality_dropout", "d_model", "n_layers")
-    # FusionConfig keys a search may vary: the required three, and the window readout (none | audio | both).
-    MODEL_KEYS: ClassVar[tuple[str, ...]] = (*REQUIRED_KEYS, "window_readout")
+    modality_dropout: Values[Share] = field(default_factory=lambda: [0.1, 0.3])
+    d_model: Values[Positive] = field(default_factory=lambda: [128])
+    n_layers: Values[Positive] = field(default_factory=lambda: [1, 2])
+    window_readout: Values[WindowReadout] | None = field(default_factory=lambda: ["none", "both"])
+    lr: (
+        Values[Annotated[float, Field(gt=0.0)]] | dict[Literal["low", "high"], Annotated[float, Field(gt=0.0)]] | None
+    ) = None
+    seed: Values[Annotated[int, Field(ge=0)]] | None = None
+
+
+@settings
+class SearchSpace(SearchDimensions):
+    """The searched dimensions, and how they are sampled: ``grid`` (every combination, ``num_samples`` times) or
+    ``random`` (``num_samples`` draws, ``tune.choice`` per list)."""
+
+    # FusionConfig keys a search may vary, and TrainConfig keys.
+    MODEL_KEYS: ClassVar[tuple[str, ...]] = ("modality_dropout", "d_model", "n_layers", "window_readout")
     TRAIN_KEYS: ClassVar[tuple[str, ...]] = ("lr", "seed")
 
-    # Required: a grid key left out is an error, never a silent default grid.
-    modality_dropout: list[float]
-    d_model: list[int]
-    n_layers: list[int]
-    window_readout: list[str] | None = None
-    lr: list[float] | dict[str, float] | None = None
-    seed: list[int] | None = None
-    mode: str = "grid"
-    num_samples: int = 1
+    mode: Literal[MODES] = "grid"
+    num_samples: Positive = 1
 
     def __post_init__(self) -> None:
-        if self.mode not in MODES:
-            raise InputError(f"tune.mode must be one of {MODES}, got {self.mode!r}")
-        self.modality_dropout = _number_list("modality_dropout", self.modality_dropout, float)
-        if any(not 0.0 <= p <= 1.0 for p in self.modality_dropout):
-            raise InputError(f"tune.modality_dropout values must lie in [0, 1], got {self.modality_dropout}")
-        self.d_model = _number_list("d_model", self.d_model, int)
-        self.n_layers = _number_list("n_layers", self.n_layers, int)
-        if self.window_readout is not None:
-            readouts = self.window_readout
-            if (
-                not isinstance(readouts, list | tuple)
-                or not readouts
-                or any(r not in WINDOW_READOUTS for r in readouts)
-            ):
-                raise InputError(f"tune.window_readout must be a non-empty list of {WINDOW_READOUTS}, got {readouts!r}")
-            self.window_readout = list(readouts)
-        if self.seed is not None:
-            self.seed = _number_list("seed", self.seed, int)
-        if isinstance(self.lr, dict):
-            if self.mode != "random" or set(self.lr) != {"low", "high"}:
-                raise InputError("tune.lr as {low, high} (log-uniform) needs mode: random and exactly those two keys")
-            low, high = _number_list("lr", [self.lr["low"], self.lr["high"]], float)
-            if not 0 < low < high:
-                raise InputError(f"tune.lr needs 0 < low < high, got {self.lr}")
-            self.lr = {"low": low, "high": high}
-        elif self.lr is not None:
-            self.lr = _number_list("lr", self.lr, float)
-        if not isinstance(self.num_samples, int) or self.num_samples < 1:
-            raise InputError(f"tune.num_samples must be an integer >= 1, got {self.num_samples!r}")
+        if isinstance(self.lr, dict) and (self.mode != "random" or set(self.lr) != {"low", "high"}):
+            raise ValueError("lr as {low, high} (log-uniform) needs mode: random and exactly those two keys")
+        if isinstance(self.lr, dict) and not self.lr["low"] < self.lr["high"]:
+            raise ValueError(f"lr needs low < high, got {self.lr}")
 
     def dimensions(self) -> dict[str, Any]:
         """The searched keys and their values (lists, or an lr range), in a fixed order."""
@@ -128,31 +108,16 @@ class SearchSpace:
         return self.num_samples * math.prod(len(values) for values in self.dimensions().values())
 
 
-@dataclass
+@settings
 class SearchSettings:
     """How the search runs: the early-stopping scheduler and the resources of one trial."""
 
-    scheduler: str = "asha"
-    grace_period: int = 2
-    reduction_factor: int = 3
-    cpus_per_trial: float = 1
-    gpus_per_trial: float = 0.25
-    max_concurrent_trials: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.scheduler not in SCHEDULERS:
-            raise InputError(f"tune.scheduler must be one of {SCHEDULERS}, got {self.scheduler!r}")
-        for name, low in (("grace_period", 1), ("reduction_factor", 2)):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < low:
-                raise InputError(f"tune.{name} must be an integer >= {low}, got {value!r}")
-        if not isinstance(self.cpus_per_trial, int | float) or self.cpus_per_trial <= 0:
-            raise InputError(f"tune.cpus_per_trial must be > 0, got {self.cpus_per_trial!r}")
-        if not isinstance(self.gpus_per_trial, int | float) or self.gpus_per_trial < 0:
-            raise InputError(f"tune.gpus_per_trial must be >= 0, got {self.gpus_per_trial!r}")
-        limit = self.max_concurrent_trials
-        if limit is not None and (not isinstance(limit, int) or limit < 1):
-            raise InputError(f"tune.max_concurrent_trials must be null or an integer >= 1, got {limit!r}")
+    scheduler: Literal[SCHEDULERS] = "successive_halving"
+    grace_period: Positive = 1  # epochs every trial gets before it can be stopped
+    reduction_factor: Annotated[int, Field(ge=2)] = 3
+    cpus_per_trial: Annotated[float, Field(gt=0.0)] = 1
+    gpus_per_trial: Annotated[float, Field(ge=0.0)] = 0.25  # used only where the cluster has GPUs
+    max_concurrent_trials: Positive | None = None  # None: the cluster's CPUs // cpus_per_trial
 
     def trial_resources(self, cluster: dict[str, float]) -> tuple[dict[str, float], int]:
         """One trial's resources on a cluster (``ray.cluster_resources()``) and how many trials run at once.
@@ -185,30 +150,43 @@ class SearchSettings:
         )
 
 
-def parse_tune_params(section: dict[str, Any]) -> tuple[SearchSpace, SearchSettings]:
-    """Split and validate the search's params; unknown keys are an ``InputError`` naming them.
+@settings
+class SearchParams(SearchSettings):
+    """``tune.search`` in params.yaml: how the search runs, with the space's ``mode`` and ``num_samples``."""
 
-    Keys may be flat, or grouped as in params.yaml: ``grid`` (the searched dimensions) and ``search`` (mode,
-    scheduler, resources).
+    mode: Literal[MODES] = SearchSpace.mode
+    num_samples: Positive = SearchSpace.num_samples
+
+
+def parse_tune_params(section: Mapping[str, Any]) -> tuple[SearchSpace, SearchSettings]:
+    """Split and validate the search's params; unknown keys and bad values are an ``InputError`` naming them.
+
+    Keys may be flat, or grouped as in params.yaml: ``grid`` (the searched dimensions; unset ones take
+    :class:`SearchDimensions`' defaults) and ``search`` (mode, scheduler, resources).
     """
-    flat = {key: value for key, value in section.items() if key not in ("grid", "search")}
-    for group in ("grid", "search"):
-        values = section.get(group) or {}
-        if not isinstance(values, dict):
-            raise InputError(f"tune.{group} must be a mapping, got {values!r}")
-        clash = sorted(set(values) & set(flat))
-        if clash:
-            raise InputError(f"tune params {clash} are given twice (in tune.{group} and beside it)")
-        flat.update(values)
-    space_keys = {f.name for f in fields(SearchSpace)}
-    settings_keys = {f.name for f in fields(SearchSettings)}
-    reject_unknown_keys(flat, space_keys | settings_keys, "tune params")
-    missing = [key for key in SearchSpace.REQUIRED_KEYS if key not in flat]
-    if missing:
-        raise InputError(f"tune.grid is missing {', '.join(missing)}: give each searched dimension as a list")
-    space = SearchSpace(**{k: v for k, v in flat.items() if k in space_keys})
-    settings = SearchSettings(**{k: v for k, v in flat.items() if k in settings_keys})
-    return space, settings
+    groups = {"grid": dict(section.get("grid") or {}), "search": dict(section.get("search") or {})}
+    owner = {
+        **dict.fromkeys(SearchParams.__dataclass_fields__, "search"),
+        **dict.fromkeys(SearchDimensions.__dataclass_fields__, "grid"),
+    }
+    unknown = []
+    for key, value in section.items():
+        if key in groups:
+            continue
+        if key not in owner:
+            unknown.append(f"tune.{key}")
+        elif key in groups[owner[key]]:
+            raise InputError(f"tune params ['{key}'] are given twice (in tune.{owner[key]} and beside it)")
+        else:
+            groups[owner[key]][key] = value
+    if unknown:
+        raise InputError(f"{', '.join(unknown)}: unknown key; known: {sorted(owner)}")
+    dimensions = validate(SearchDimensions, groups["grid"], path="tune.grid")
+    search = validate(SearchParams, groups["search"], path="tune.search")
+    sampling = {"mode": search.mode, "num_samples": search.num_samples}
+    space = validate(SearchSpace, {**asdict(dimensions), **sampling}, path="tune")
+    settings_values = {key: value for key, value in asdict(search).items() if key not in sampling}
+    return space, SearchSettings(**settings_values)
 
 
 def search_name(space: SearchSpace, settings: SearchSettings, model: dict, train: dict, corpus_hash: str) -> str:

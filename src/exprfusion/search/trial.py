@@ -13,7 +13,6 @@ trains further (successive halving pauses trials at its rungs and restarts the o
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ import torch
 from ray import tune
 
 from exprfusion.core.atomic import atomic_open
+from exprfusion.core.environment import environment, variable
 from exprfusion.data.split_tensors import training_splits
 from exprfusion.model.fusion_config import FusionConfig
 from exprfusion.search.space import SearchSpace
@@ -36,7 +36,7 @@ TRIAL_STATE = "trial.json"
 # A test hook that perturbs when trials reach the scheduler: "<trial number>:<seconds>[,...]" makes the trials so
 # numbered (the counter ending Ray's trial id, in grid order) wait that long before each report. Read in the trial's
 # process (a local Ray's workers inherit the environment Ray started with). Unset, nothing waits.
-REPORT_DELAY_ENV = "EXPRFUSION_TRIAL_REPORT_DELAY"
+REPORT_DELAY_ENV = variable("trial_report_delay")
 
 
 @dataclass(frozen=True)
@@ -94,7 +94,7 @@ def _child_run(context: TrialContext, state: dict[str, Any], trial_id: str, para
 
 def report_delay(trial_id: str, spec: str | None = None) -> float:
     """The seconds :data:`REPORT_DELAY_ENV` (or ``spec``) asks trial ``trial_id`` to wait before each report."""
-    spec = os.environ.get(REPORT_DELAY_ENV, "") if spec is None else spec
+    spec = environment().trial_report_delay if spec is None else spec
     number = trial_number(trial_id)
     for item in filter(None, (part.strip() for part in spec.split(","))):
         which, _, seconds = item.partition(":")

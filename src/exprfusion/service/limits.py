@@ -1,25 +1,23 @@
 """The service's request limits (environment variables) and the ASGI middleware that guards its endpoints.
 
-``EXPRFUSION_MAX_FRAMES`` (default: one hour at 30 fps) bounds the frames of one video. ``EXPRFUSION_MAX_REQUEST_BYTES``
-(default 1 GiB: an hour of 1024 + 1024-wide float32 features as ``.npz`` is 0.9 GB) bounds a request body, and
-``EXPRFUSION_MAX_JSON_BYTES`` (default 256 MiB, about three minutes of such features written as JSON numbers) a JSON
-body, which costs far more memory per value to parse. A body over its limit is answered 413, and a body of a media
-type the endpoint does not read (a form, a pickle) 415, before BentoML parses anything.
+``EXPRFUSION_MAX_FRAMES`` bounds the frames of one video, ``EXPRFUSION_MAX_REQUEST_BYTES`` a request body and
+``EXPRFUSION_MAX_JSON_BYTES`` a JSON body, which costs far more memory per value to parse (types, bounds and defaults:
+:class:`exprfusion.core.environment.Environment`). A body over its limit is answered 413, and a body of a media type
+the endpoint does not read (a form, a pickle) 415, before BentoML parses anything.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
-from exprfusion.inference.feature_arrays import MAX_FRAMES
+from exprfusion.core.environment import environment, variable
 
-MAX_FRAMES_ENV = "EXPRFUSION_MAX_FRAMES"
-MAX_REQUEST_BYTES_ENV = "EXPRFUSION_MAX_REQUEST_BYTES"
-MAX_JSON_BYTES_ENV = "EXPRFUSION_MAX_JSON_BYTES"
+MAX_FRAMES_ENV = variable("max_frames")
+MAX_REQUEST_BYTES_ENV = variable("max_request_bytes")
+MAX_JSON_BYTES_ENV = variable("max_json_bytes")
 
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -27,35 +25,22 @@ Send = Callable[[Message], Awaitable[None]]
 App = Callable[[Message, Receive, Send], Awaitable[None]]
 
 
-def _positive_int(name: str, default: int) -> int:
-    text = os.environ.get(name, "").strip()
-    if not text:
-        return default
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise ValueError(f"{name}={text!r}: expected a positive whole number")
-    return value
-
-
 @dataclass(frozen=True)
 class ServingLimits:
     """The most frames one video may have, and the most bytes one request body (one JSON body) may hold."""
 
-    max_frames: int = MAX_FRAMES
-    max_request_bytes: int = 1 << 30
-    max_json_bytes: int = 256 << 20
+    max_frames: int
+    max_request_bytes: int
+    max_json_bytes: int
 
     @classmethod
     def from_env(cls) -> ServingLimits:
         """The limits the environment variables set, else the defaults; a JSON body's is never above any body's."""
-        max_request_bytes = _positive_int(MAX_REQUEST_BYTES_ENV, cls.max_request_bytes)
+        env = environment()
         return cls(
-            max_frames=_positive_int(MAX_FRAMES_ENV, cls.max_frames),
-            max_request_bytes=max_request_bytes,
-            max_json_bytes=min(_positive_int(MAX_JSON_BYTES_ENV, cls.max_json_bytes), max_request_bytes),
+            max_frames=env.max_frames,
+            max_request_bytes=env.max_request_bytes,
+            max_json_bytes=min(env.max_json_bytes, env.max_request_bytes),
         )
 
 

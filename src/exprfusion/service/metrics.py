@@ -23,7 +23,6 @@ gauges (``GET /model`` says so).
 from __future__ import annotations
 
 import math
-import os
 import re
 import time
 from collections.abc import Iterable
@@ -33,18 +32,17 @@ from typing import Any
 import bentoml
 import numpy as np
 
+from exprfusion.core.environment import Environment, environment, variable
 from exprfusion.core.labels import CLASS_NAMES
 from exprfusion.monitoring.drift import PredictionWindow, reference_distribution
 from exprfusion.monitoring.drift_report import request_record
 from exprfusion.monitoring.request_log import RequestLog, worker_log_path
-from exprfusion.service.limits import Message, Receive, Send, _positive_int
+from exprfusion.service.limits import Message, Receive, Send
 
-DRIFT_WINDOW_ENV = "EXPRFUSION_DRIFT_WINDOW"
-DEFAULT_DRIFT_WINDOW = 9000
-REQUEST_LOG_ENV = "EXPRFUSION_REQUEST_LOG"
-REQUEST_LOG_BYTES_ENV = "EXPRFUSION_REQUEST_LOG_BYTES"
-REQUEST_LOG_BACKUPS_ENV = "EXPRFUSION_REQUEST_LOG_BACKUPS"
-DEFAULT_REQUEST_LOG = "logs/requests.jsonl"
+DRIFT_WINDOW_ENV = variable("drift_window")
+REQUEST_LOG_ENV = variable("request_log")
+REQUEST_LOG_BYTES_ENV = variable("request_log_bytes")
+REQUEST_LOG_BACKUPS_ENV = variable("request_log_backups")
 REJECT_REASONS = {400: "unreadable", 413: "too_large", 415: "media_type", 422: "invalid"}
 """Error statuses the service answers on purpose; any other 4xx is ``client_error``, a 5xx ``server_error``."""
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
@@ -176,12 +174,12 @@ def post_routes(router: Any) -> list[str]:
 class MonitorSettings:
     """The drift window length (frames) of one worker."""
 
-    drift_window: int = DEFAULT_DRIFT_WINDOW
+    drift_window: int = Environment.model_fields["drift_window"].default
 
     @classmethod
     def from_env(cls) -> MonitorSettings:
         """``EXPRFUSION_DRIFT_WINDOW`` if set, else the default."""
-        return cls(drift_window=_positive_int(DRIFT_WINDOW_ENV, cls.drift_window))
+        return cls(drift_window=environment().drift_window)
 
 
 def request_log_from_env(worker_index: int | None) -> RequestLog | None:
@@ -192,13 +190,12 @@ def request_log_from_env(worker_index: int | None) -> RequestLog | None:
     at which a file is rotated (``.1``, ``.2``, ...), ``EXPRFUSION_REQUEST_LOG_BACKUPS`` (default 5) how many
     rotated files stay.
     """
-    setting = os.environ.get(REQUEST_LOG_ENV, "").strip() or DEFAULT_REQUEST_LOG
+    env = environment()
+    setting = env.request_log.strip()
     if setting.lower() == "off":
         return None
     return RequestLog(
-        worker_log_path(setting, worker_index),
-        max_bytes=_positive_int(REQUEST_LOG_BYTES_ENV, 10_000_000),
-        backups=_positive_int(REQUEST_LOG_BACKUPS_ENV, 5),
+        worker_log_path(setting, worker_index), max_bytes=env.request_log_bytes, backups=env.request_log_backups
     )
 
 

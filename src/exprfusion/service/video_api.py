@@ -18,7 +18,6 @@ that became final, ``POST /stream/{id}/close`` answers the rest. At most ``EXPRF
 
 from __future__ import annotations
 
-import os
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,40 +26,41 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from exprfusion.core.environment import environment, variable
 from exprfusion.core.errors import InputError
 from exprfusion.core.labels import CLASS_NAMES
 from exprfusion.inference.feature_arrays import read_video_npz_source
 from exprfusion.inference.streaming import FinalLabels, StreamingPredictor, delay_frames, holds_until_close
 from exprfusion.model.artifact import InferenceSettings
 from exprfusion.model.fusion_transformer import FusionTransformer
-from exprfusion.service.limits import _positive_int
 from exprfusion.service.schemas import FramesPerSecond, PredictResponse, http_status, prediction_response
 from exprfusion.service.sessions import Session, SessionStore, TooManySessions, UnknownSession
 from exprfusion.video.prediction import VideoFeatureExtractor, extractor_of, predict_video_file
 
-MAX_VIDEO_BYTES_ENV = "EXPRFUSION_MAX_VIDEO_BYTES"
-MAX_VIDEO_SECONDS_ENV = "EXPRFUSION_MAX_VIDEO_SECONDS"
-MAX_STREAMS_ENV = "EXPRFUSION_MAX_STREAMS"
-STREAM_IDLE_ENV = "EXPRFUSION_STREAM_IDLE_SECONDS"
+MAX_VIDEO_BYTES_ENV = variable("max_video_bytes")
+MAX_VIDEO_SECONDS_ENV = variable("max_video_seconds")
+MAX_STREAMS_ENV = variable("max_streams")
+STREAM_IDLE_ENV = variable("stream_idle_seconds")
 
 
 @dataclass(frozen=True)
 class VideoLimits:
     """How large and long an uploaded video may be, and how many streams may be open and for how long idle."""
 
-    max_video_bytes: int = 512 << 20
-    max_video_seconds: int = 600
-    max_streams: int = 8
-    stream_idle_seconds: int = 60
+    max_video_bytes: int
+    max_video_seconds: int
+    max_streams: int
+    stream_idle_seconds: int
 
     @classmethod
     def from_env(cls) -> VideoLimits:
         """The limits the environment variables set, else the defaults."""
+        env = environment()
         return cls(
-            max_video_bytes=_positive_int(MAX_VIDEO_BYTES_ENV, cls.max_video_bytes),
-            max_video_seconds=_positive_int(MAX_VIDEO_SECONDS_ENV, cls.max_video_seconds),
-            max_streams=_positive_int(MAX_STREAMS_ENV, cls.max_streams),
-            stream_idle_seconds=_positive_int(STREAM_IDLE_ENV, cls.stream_idle_seconds),
+            max_video_bytes=env.max_video_bytes,
+            max_video_seconds=env.max_video_seconds,
+            max_streams=env.max_streams,
+            stream_idle_seconds=env.stream_idle_seconds,
         )
 
 
@@ -121,13 +121,14 @@ class VideoEndpoints:
         self.limits = limits or VideoLimits.from_env()
         self.extractor: VideoFeatureExtractor | None = None
         self.extractor_error: InputError | None = None
+        env = environment()
         try:
             self.extractor = VideoFeatureExtractor(
                 model.config,
                 extractor_of(metadata, "the served model"),
-                visual_model=os.environ.get("EXPRFUSION_VISUAL_MODEL") or None,
-                audio_model=os.environ.get("EXPRFUSION_AUDIO_MODEL") or None,
-                detector=os.environ.get("EXPRFUSION_FACE_DETECTOR") or "haar",
+                visual_model=env.visual_model,
+                audio_model=env.audio_model,
+                detector=env.face_detector,
                 device="cpu",
             )
         except InputError as error:  # the service still labels features; /predict_video names the problem

@@ -6,27 +6,18 @@ of the corpus stage, so DVC sees any input file change (``dvc status`` reports t
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import fields, replace
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from exprfusion.core.errors import InputError
-from exprfusion.core.strict_dicts import reject_unknown_keys
+from exprfusion.core.settings import validate
 from exprfusion.sources.importer import ImportSources
+from exprfusion.sources.params import DataParams
 
-SOURCES = ("synthetic", "import", "media")
-# The keys of data.synthetic (generate_corpus's arguments of the same names); data.import's are ImportSources' fields.
-SYNTHETIC_KEYS = ("profile", "seed", "missing_face_rate")
-IMPORT_FLAGS = ("align", "allow_missing_audio")
 REQUIRED_IMPORT_PATHS = ("annotations", "visual", "audio")
-
-
-def _group(data_params: dict[str, Any], name: str, known: tuple[str, ...]) -> dict[str, Any]:
-    """``data.<name>`` with its null values dropped (they mean "the default"); unknown keys are an ``InputError``."""
-    values = data_params.get(name) or {}
-    reject_unknown_keys(values, known, "params.yaml keys", path=f"data.{name}")
-    return {key: value for key, value in values.items() if value is not None}
+IMPORT_PATHS = (*REQUIRED_IMPORT_PATHS, "face_mask", "cropped_aligned", "fps_csv")
 
 
 def check_inside_inputs(inputs: Any, paths: Iterable[tuple[str, Any]], outputs: Iterable[tuple[str, Any]] = ()) -> None:
@@ -53,61 +44,64 @@ def check_inside_inputs(inputs: Any, paths: Iterable[tuple[str, Any]], outputs: 
 
 
 def build_corpus(
-    data_params: dict[str, Any],
+    data_params: Mapping[str, Any] | DataParams,
     progress: Callable[[int, int], None] | None = None,
     notify: Callable[[str], None] | None = None,
 ) -> Path:
     """Build the corpus described by the ``data`` section of ``params.yaml``; return the corpus root.
 
-    ``data.synthetic``, ``data.import`` and ``data.media`` are checked, whichever source is used: a misspelt key is
-    an :class:`InputError` naming its dotted path. A null value keeps the library's default.
+    ``data.synthetic``, ``data.import`` and ``data.media`` are checked (:class:`DataParams`), whichever source is
+    used: a misspelt key or a bad value is an :class:`InputError` naming its dotted path.
 
     Args:
-        data_params: ``{"source": "synthetic" | "import" | "media", "out": ..., "inputs": ..., "synthetic": {...},
-            "import": {...}, "media": {...}}``.
+        data_params: the ``data`` section (a mapping, or :class:`DataParams`).
         progress: optional ``callback(done, total)``.
         notify: optional ``callback(line)`` for a summary of what extraction did (``media`` only).
     """
     from exprfusion.sources.extract.settings import media_from_params, model_paths
 
-    synthetic = _group(data_params, "synthetic", SYNTHETIC_KEYS)
-    imports = _group(data_params, "import", tuple(field.name for field in fields(ImportSources)))
-    source = data_params.get("source")
+    params = data_params
+    if not isinstance(params, DataParams):
+        params = validate(DataParams, dict(data_params), where="params.yaml", path="data")
     media_sources, media_settings, media_options = media_from_params(
-        data_params.get("media") or {}, require_sources=source == "media"
+        params.media, require_sources=params.source == "media"
     )
-    if not data_params.get("out"):
+    if not params.out:
         raise InputError("params.yaml data.out: set the folder to write the corpus into")
-    out = Path(data_params["out"])
-    if source == "synthetic":
+    out = Path(params.out)
+    if params.source == "synthetic":
         from exprfusion.sources.synthetic import generate_corpus
 
-        if "seed" in synthetic and (isinstance(synthetic["seed"], bool) or not isinstance(synthetic["seed"], int)):
-            raise InputError(f"params.yaml data.synthetic.seed must be an integer, got {synthetic['seed']!r}")
-        return generate_corpus(out, **synthetic, overwrite=True, progress=progress)
-    if source == "import":
+        synthetic = params.synthetic
+        return generate_corpus(
+            out,
+            synthetic.profile,
+            synthetic.seed,
+            missing_face_rate=synthetic.missing_face_rate,
+            overwrite=True,
+            progress=progress,
+        )
+    if params.source == "import":
         from exprfusion.sources.importer import import_corpus
 
-        missing = [key for key in REQUIRED_IMPORT_PATHS if key not in imports]
+        imports = params.imports
+        missing = [key for key in REQUIRED_IMPORT_PATHS if getattr(imports, key) is None]
         if missing:
             raise InputError(f"params.yaml data.import: set {', '.join(missing)} to import features")
-        paths = {key: Path(value) for key, value in imports.items() if key not in IMPORT_FLAGS}
-        flags = {key: value for key, value in imports.items() if key in IMPORT_FLAGS}
-        given = [(f"data.import.{key}", value) for key, value in paths.items()]
-        check_inside_inputs(data_params.get("inputs"), given, [("data.out", out)])
-        import_corpus(ImportSources(**paths, **flags), out, overwrite=True, progress=progress)
+        given = [(f"data.import.{key}", getattr(imports, key)) for key in IMPORT_PATHS if getattr(imports, key)]
+        check_inside_inputs(params.inputs, given, [("data.out", out)])
+        sources = ImportSources(**{name: getattr(imports, name) for name in ImportSources.__dataclass_fields__})
+        import_corpus(sources, out, overwrite=True, progress=progress)
         return out
-    if source == "media":
-        from exprfusion.sources.extract.build import default_cache, extract_corpus
+    from exprfusion.sources.extract.build import default_cache, extract_corpus
 
-        given = [(f"data.media.{key}", value) for key, value in vars(media_sources).items() if value is not None]
-        outputs = [("data.out", out), ("data.media.cache", media_options.cache or default_cache(out))]
-        check_inside_inputs(data_params.get("inputs"), [*given, *model_paths(media_settings)], outputs)
-        options = replace(media_options, overwrite=True)
-        report = extract_corpus(media_sources, media_settings, out, options, progress=progress)
-        if notify:
-            notify(f"extracted {len(report.extracted)} videos, reused {len(report.reused)} from the cache")
-            for failure in report.failures:
-                notify(f"left out: {failure}")
-        return out
-    raise InputError(f"params.yaml data.source is {source!r}; expected one of {SOURCES}")
+    given = [(f"data.media.{key}", value) for key, value in vars(media_sources).items() if value is not None]
+    outputs = [("data.out", out), ("data.media.cache", media_options.cache or default_cache(out))]
+    check_inside_inputs(params.inputs, [*given, *model_paths(media_settings)], outputs)
+    options = replace(media_options, overwrite=True)
+    report = extract_corpus(media_sources, media_settings, out, options, progress=progress)
+    if notify:
+        notify(f"extracted {len(report.extracted)} videos, reused {len(report.reused)} from the cache")
+        for failure in report.failures:
+            notify(f"left out: {failure}")
+    return out

@@ -12,13 +12,14 @@ This is how users bring features from their own extractors::
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 
-from exprfusion.core.errors import InputError, MissingInputError
+from exprfusion.core.errors import MissingInputError
+from exprfusion.core.settings import Flag, settings
 from exprfusion.data.annotations import (
     check_annotation_length,
     face_presence_from_cropped_aligned,
@@ -33,9 +34,13 @@ from exprfusion.sources.extract.align import ALIGN_METHODS, align_to_frames
 DEFAULT_FPS = 30.0
 
 
-@dataclass(frozen=True)
+@settings(frozen=True)
 class ImportSources:
-    """Where the importer finds each input; only ``annotations``, ``visual`` and ``audio`` are required."""
+    """Where the importer finds each input; only ``annotations``, ``visual`` and ``audio`` are required.
+
+    ``align``: how audio rows map to video frames, ``nearest`` or ``linear``; ``allow_missing_audio``: import a video
+    whose audio file is missing as one without audio.
+    """
 
     annotations: Path
     visual: Path
@@ -43,12 +48,8 @@ class ImportSources:
     face_mask: Path | None = None
     cropped_aligned: Path | None = None
     fps_csv: Path | None = None
-    align: str = "nearest"
-    allow_missing_audio: bool = False
-
-    def __post_init__(self) -> None:
-        if self.align not in ALIGN_METHODS:
-            raise InputError(f"unknown audio alignment {self.align!r}; expected one of {ALIGN_METHODS}")
+    align: Literal[ALIGN_METHODS] = "nearest"
+    allow_missing_audio: Flag = False
 
     def check_paths_exist(self) -> None:
         """Raise :class:`MissingInputError` naming the first given folder or file that does not exist.

@@ -20,15 +20,17 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import yaml
+from pydantic import Field
 
 from exprfusion.core.atomic import atomic_path, write_json
-from exprfusion.core.errors import MissingInputError
+from exprfusion.core.errors import InputError, MissingInputError
 from exprfusion.core.git_info import git_commit
 from exprfusion.core.labels import CLASS_NAMES
+from exprfusion.core.settings import dump, settings, validate
 from exprfusion.inference.predict import predict_video
 from exprfusion.model.artifact import ARTIFACT_FORMAT, load_model
 
@@ -39,6 +41,48 @@ BENTO_RECORD = "bento.json"
 BENTO_MODEL_NAME = "exprfusion-model"
 MODEL_TAG_ARGUMENT = "model_tag"  # the Bento argument (`bentoml build --arg`) naming the exact model to serve
 STORE_VERSION_CHARS = 20  # sha256 characters in a store version
+
+
+@settings(frozen=True)
+class PackageParams:
+    """The ``package`` section of ``params.yaml``."""
+
+    smoke_frames: Annotated[int, Field(ge=1)] = 256  # frames of the smoke prediction run on the packaged model
+
+
+@settings(frozen=True)
+class ModelCard:
+    """``model_card.json``: what a consumer of the package needs without MLflow (written by :func:`package_model`,
+    read by the store, the service and :func:`read_card`). The config, score and registry blocks are free-form."""
+
+    name: str | None
+    file: str
+    sha256: str
+    format: str
+    class_names: list[str]
+    model_config: dict[str, Any]
+    inference: dict[str, Any]
+    training: dict[str, Any]
+    metrics: dict[str, Any]
+    per_class_f1: dict[str, Any]
+    registry: dict[str, Any]
+    git_commit: str | None
+    inputs: str
+    outputs: str
+
+
+def read_card(package_dir: str | Path) -> ModelCard:
+    """The ``model_card.json`` of a package folder (or the card file itself); a missing or malformed card is an
+    ``InputError`` naming the file and the field."""
+    path = Path(package_dir)
+    path = path / CARD_FILE if path.is_dir() else path
+    if not path.is_file():
+        raise MissingInputError(f"{path}: model card not found; run the package stage")
+    try:
+        values = json.loads(path.read_text())
+    except ValueError as error:
+        raise InputError(f"{path}: not valid JSON ({error})") from None
+    return validate(ModelCard, values, where=str(path))
 
 
 def _sha256(path: Path) -> str:
@@ -55,7 +99,7 @@ def package_model(
     *,
     metrics: dict[str, Any],
     registration: dict[str, Any] | None = None,
-    smoke_frames: int = 256,
+    smoke_frames: int = PackageParams.smoke_frames,
 ) -> Path:
     """Copy the artefact into ``out_dir``, check it loads and predicts, and write ``model_card.json`` beside it.
 
@@ -86,23 +130,27 @@ def package_model(
     )
     if labels.shape != (smoke_frames,) or not np.allclose(probabilities.sum(axis=1), 1.0, atol=1e-3):
         raise ValueError(f"{packaged}: the packaged model does not give one distribution per frame")
-    card = {
-        "name": (registration or {}).get("name"),  # None: not registered
-        "file": packaged.name,
-        "sha256": _sha256(packaged),
-        "format": ARTIFACT_FORMAT,
-        "class_names": list(CLASS_NAMES),
-        "model_config": config.to_dict(),
-        "inference": inference.to_dict(),
-        "training": {key: metadata[key] for key in ("best_epoch", "corpus_hash", "train_config") if key in metadata},
-        "metrics": {key: metrics[key] for key in CARD_METRICS if key in metrics},
-        "per_class_f1": metrics.get("per_class_f1", {}),
-        "registry": registration or {},
-        "git_commit": git_commit(),
-        "inputs": "per-frame visual [n, visual_dim] and audio [n, audio_dim] features with face and audio masks",
-        "outputs": "one of the 8 Aff-Wild2 EXPR classes per frame",
-    }
-    return write_json(out_dir / CARD_FILE, card)
+    card = ModelCard(
+        **{
+            "name": (registration or {}).get("name"),  # None: not registered
+            "file": packaged.name,
+            "sha256": _sha256(packaged),
+            "format": ARTIFACT_FORMAT,
+            "class_names": list(CLASS_NAMES),
+            "model_config": config.to_dict(),
+            "inference": inference.to_dict(),
+            "training": {
+                key: metadata[key] for key in ("best_epoch", "corpus_hash", "train_config") if key in metadata
+            },
+            "metrics": {key: metrics[key] for key in CARD_METRICS if key in metrics},
+            "per_class_f1": metrics.get("per_class_f1", {}),
+            "registry": registration or {},
+            "git_commit": git_commit(),
+            "inputs": "per-frame visual [n, visual_dim] and audio [n, audio_dim] features with face and audio masks",
+            "outputs": "one of the 8 Aff-Wild2 EXPR classes per frame",
+        }
+    )
+    return write_json(out_dir / CARD_FILE, dump(card))
 
 
 @dataclass(frozen=True)
@@ -124,17 +172,14 @@ def store_model(package_dir: str | Path) -> str:
     from bentoml.exceptions import NotFound
 
     package_dir = Path(package_dir)
-    card = json.loads((package_dir / CARD_FILE).read_text())
-    tag = f"{BENTO_MODEL_NAME}:{card['sha256'][:STORE_VERSION_CHARS]}"
+    card = read_card(package_dir)
+    tag = f"{BENTO_MODEL_NAME}:{card.sha256[:STORE_VERSION_CHARS]}"
     with contextlib.suppress(NotFound):
         bentoml.models.delete(tag)
-    labels = {
-        "registered_name": str(card.get("name")),
-        "registry_version": str(card.get("registry", {}).get("version")),
-    }
-    metadata = {"sha256": card["sha256"], "format": card["format"], "git_commit": card.get("git_commit")}
+    labels = {"registered_name": str(card.name), "registry_version": str(card.registry.get("version"))}
+    metadata = {"sha256": card.sha256, "format": card.format, "git_commit": card.git_commit}
     with bentoml.models.create(tag, labels=labels, metadata=metadata) as stored:
-        for name in (card["file"], CARD_FILE):
+        for name in (card.file, CARD_FILE):
             shutil.copy2(package_dir / name, stored.path_of(name))
     return tag
 

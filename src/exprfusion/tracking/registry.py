@@ -14,9 +14,7 @@ MLflow's source tags (:mod:`exprfusion.tracking.runs`).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,32 +37,13 @@ from exprfusion.tracking.lineage import (
     dvc_out_md5,
 )
 from exprfusion.tracking.pyfunc_model import ExpressionModel, frames_table, pyfunc_signature
+from exprfusion.tracking.registration import RegistrationResult
 from exprfusion.training.train import TrainResult
 from exprfusion.training.train_config import TrainConfig
 
 REGISTERED_NAME = "exprfusion-fusion"
 CHAMPION_ALIAS = "champion"
 SCORE_METRIC = "macro_f1"
-
-
-@dataclass(frozen=True)
-class RegistrationResult:
-    """What :func:`log_and_register` did: the run, the new version, and whether it became the champion."""
-
-    run_id: str
-    name: str
-    version: int
-    model_uri: str
-    macro_f1: float
-    corpus_hash: str
-    promoted: bool
-    decision: str
-    previous_champion_version: int | None = None
-    previous_champion_macro_f1: float | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain dict (for JSON reports)."""
-        return dict(self.__dict__)
 
 
 def champion_decision(name: str, corpus_hash: str, macro_f1: float) -> tuple[bool, str, Any | None, float | None]:
@@ -285,10 +264,7 @@ def training_run_id(registration: str | Path) -> str:
     the run (a deleted ``mlflow.db``, another ``MLFLOW_TRACKING_URI``): before an evaluation spends its time.
     """
     path = Path(registration)
-    try:
-        run_id = json.loads(path.read_text())["run_id"]
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise InputError(f"{path}: cannot read the training run id ({error}); rerun the train stage") from None
+    run_id = RegistrationResult.read(path).run_id
     try:
         tracking.client().get_run(run_id)
     except MlflowException:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass
@@ -13,4 +14,4 @@ class EpochReport:
     train_loss: float
     lr: float
     seconds: float
-    metrics: dict[str, float]
+    metrics: dict[str, Any]  # the selection split's scores (numbers) and per_class_f1 ({class: F1})

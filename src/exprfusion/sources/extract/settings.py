@@ -1,25 +1,32 @@
 """What the media extractor reads and how it runs: the inputs, both models, alignment, batching and precision.
 
-The dataclasses own every default; ``params.yaml`` (``data.media``) and ``exprfusion extract`` override them. Unknown
-keys are errors naming their dotted path.
+The settings classes own every default; ``params.yaml`` (``data.media``, :class:`MediaParams`) and
+``exprfusion extract`` override them. Unknown keys and bad values are errors naming their dotted path.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import field, replace
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import Field
 
 from exprfusion.core.errors import InputError, MissingInputError
-from exprfusion.core.strict_dicts import dataclass_from_dict, reject_unknown_keys
+from exprfusion.core.settings import Flag, settings, validate
 from exprfusion.sources.extract.align import ALIGN_METHODS
 
-POOLINGS = ("pooler", "mean")
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+Pooling = Literal["pooler", "mean"]
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
+Align = Literal[ALIGN_METHODS]
+POOLINGS: tuple[str, ...] = ("pooler", "mean")
+PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16", "fp16")
+Positive = Annotated[int, Field(ge=1)]
 
 
-@dataclass(frozen=True)
+@settings(frozen=True)
 class VisualSettings:
     """The face model: any Hugging Face image model (``AutoModel`` + ``AutoImageProcessor``), by id or local path.
 
@@ -34,19 +41,16 @@ class VisualSettings:
 
     model: str = "microsoft/beit-large-patch16-224"
     revision: str | None = None
-    pooling: str = "pooler"
+    pooling: Pooling = "pooler"
     layer: int | None = None
-    batch_size: int = 64
+    batch_size: Positive = 64
 
     def __post_init__(self) -> None:
-        if self.pooling not in POOLINGS:
-            raise InputError(f"visual pooling must be one of {POOLINGS}, got {self.pooling!r}")
         if self.pooling == "pooler" and self.layer is not None:
-            raise InputError("visual layer applies to mean pooling only (the pooler reads the last layer)")
-        _check_positive("visual batch_size", self.batch_size)
+            raise ValueError("layer applies to mean pooling only (the pooler reads the last layer)")
 
 
-@dataclass(frozen=True)
+@settings(frozen=True)
 class AudioSettings:
     """The speech model: any Hugging Face wav2vec2-family model (``AutoModel`` + ``AutoFeatureExtractor``).
 
@@ -63,18 +67,12 @@ class AudioSettings:
     model: str = "microsoft/wavlm-large"
     revision: str | None = None
     layer: int | None = None
-    chunk_seconds: float = 20.0
-    context_seconds: float = 5.0
-    batch_size: int = 4
-
-    def __post_init__(self) -> None:
-        _check_positive("audio chunk_seconds", self.chunk_seconds)
-        _check_positive("audio batch_size", self.batch_size)
-        if not self.context_seconds >= 0:
-            raise InputError(f"audio context_seconds must be >= 0, got {self.context_seconds!r}")
+    chunk_seconds: Annotated[float, Field(gt=0.0)] = 20.0
+    context_seconds: Annotated[float, Field(ge=0.0)] = 5.0
+    batch_size: Positive = 4
 
 
-@dataclass(frozen=True)
+@settings(frozen=True)
 class ExtractSettings:
     """How extraction runs; only ``visual``, ``audio`` and ``align`` change the features (and the cache keys).
 
@@ -91,22 +89,14 @@ class ExtractSettings:
 
     visual: VisualSettings = field(default_factory=VisualSettings)
     audio: AudioSettings = field(default_factory=AudioSettings)
-    align: str = "nearest"
+    align: Align = "nearest"
     device: str = "auto"
-    precision: str = "auto"
-    compile: bool = False
-    workers: int = 4
-
-    def __post_init__(self) -> None:
-        if self.align not in ALIGN_METHODS:
-            raise InputError(f"unknown audio alignment {self.align!r}; expected one of {ALIGN_METHODS}")
-        if self.precision not in PRECISIONS:
-            raise InputError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
-        if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 0:
-            raise InputError(f"workers must be an integer >= 0, got {self.workers!r}")
+    precision: Precision = "auto"
+    compile: Flag = False
+    workers: Annotated[int, Field(ge=0)] = 4
 
 
-@dataclass(frozen=True)
+@settings(frozen=True)
 class MediaSources:
     """The official Aff-Wild2 layout the extractor reads.
 
@@ -130,7 +120,7 @@ class MediaSources:
                 raise MissingInputError(f"{path}: not found (the {name.replace('_', ' ')} input)")
 
 
-@dataclass(frozen=True)
+@settings(frozen=True)
 class RunOptions:
     """Where the work goes and what a failure does; none of it changes a feature.
 
@@ -143,47 +133,47 @@ class RunOptions:
     """
 
     cache: Path | None = None
-    allow_missing: bool = False
-    ray: bool = False
-    overwrite: bool = False
+    allow_missing: Flag = False
+    ray: Flag = False
+    overwrite: Flag = False
 
 
-SOURCE_KEYS = tuple(f.name for f in fields(MediaSources))
-RUN_KEYS = tuple(f.name for f in fields(RunOptions))
-SETTINGS_KEYS = tuple(f.name for f in fields(ExtractSettings))
-MEDIA_KEYS = (*SOURCE_KEYS, *SETTINGS_KEYS, *(key for key in RUN_KEYS if key != "overwrite"))
+@settings(frozen=True)
+class MediaParams(ExtractSettings):
+    """``data.media`` in ``params.yaml``: the extraction settings, the inputs (required only when the corpus is
+    extracted from media) and the run options a pipeline sets (their defaults are :class:`RunOptions`')."""
+
+    annotations: Path | None = None
+    cropped_aligned: Path | None = None
+    videos: Path | None = None
+    test_list: Path | None = None
+    cache: Path | None = RunOptions.cache
+    allow_missing: Flag = RunOptions.allow_missing
+    ray: Flag = RunOptions.ray
+
+
+SOURCE_KEYS = tuple(f.name for f in dataclasses.fields(MediaSources))
+SETTINGS_KEYS = tuple(f.name for f in dataclasses.fields(ExtractSettings))
 REQUIRED_SOURCE_KEYS = ("annotations", "cropped_aligned", "videos")
 
 
-def settings_from_params(values: Mapping[str, Any], path: str = "data.media") -> ExtractSettings:
-    """Build the settings from a ``data.media``-shaped mapping (null values keep the defaults)."""
-    values = {key: value for key, value in values.items() if key in SETTINGS_KEYS and value is not None}
-    nested = {}
-    for name, cls in (("visual", VisualSettings), ("audio", AudioSettings)):
-        group = values.pop(name, None) or {}
-        reject_unknown_keys(group, (f.name for f in fields(cls)), "params.yaml keys", path=f"{path}.{name}")
-        group = {key: value for key, value in group.items() if value is not None}
-        nested[name] = dataclass_from_dict(cls, group, "params.yaml keys", path=f"{path}.{name}")
-    return ExtractSettings(**nested, **values)
-
-
 def media_from_params(
-    values: Mapping[str, Any], *, require_sources: bool = True, path: str = "data.media"
+    values: Mapping[str, Any] | MediaParams, *, require_sources: bool = True, path: str = "data.media"
 ) -> tuple[MediaSources | None, ExtractSettings, RunOptions]:
     """Split a ``data.media`` mapping into sources, settings and run options; unknown keys and bad values raise.
 
     Without ``require_sources`` (the media source is not in use) unset input paths give ``None`` sources.
     """
-    reject_unknown_keys(values, MEDIA_KEYS, "params.yaml keys", path=path)
-    missing = [key for key in REQUIRED_SOURCE_KEYS if values.get(key) is None]
+    params = (
+        values if isinstance(values, MediaParams) else validate(MediaParams, values, where="params.yaml", path=path)
+    )
+    missing = [key for key in REQUIRED_SOURCE_KEYS if getattr(params, key) is None]
     if missing and require_sources:
         raise InputError(f"params.yaml {path}: set {', '.join(missing)} to extract features from media")
-    given = {key: Path(values[key]) for key in SOURCE_KEYS if values.get(key) is not None}
-    sources = None if missing else MediaSources(**given)
-    run = {key: values[key] for key in RUN_KEYS if values.get(key) is not None}
-    if "cache" in run:
-        run["cache"] = Path(run["cache"])
-    return sources, settings_from_params(values, path), RunOptions(**run)
+    sources = None if missing else MediaSources(**{key: getattr(params, key) for key in SOURCE_KEYS})
+    settings = ExtractSettings(**{key: getattr(params, key) for key in SETTINGS_KEYS})
+    options = RunOptions(cache=params.cache, allow_missing=params.allow_missing, ray=params.ray)
+    return sources, settings, options
 
 
 def model_paths(settings: ExtractSettings, path: str = "data.media") -> list[tuple[str, str]]:
@@ -213,8 +203,3 @@ def with_overrides(settings: ExtractSettings, **overrides: Any) -> ExtractSettin
         audio=replace(settings.audio, **nested["audio"]),
         **top,
     )
-
-
-def _check_positive(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        raise InputError(f"{name} must be a positive number, got {value!r}")
