@@ -9,11 +9,16 @@ video's fps.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import Annotated
 
 import numpy as np
+from pydantic import Field
 
 from exprfusion.core.errors import InputError
 from exprfusion.core.labels import CLASS_NAMES
+from exprfusion.core.settings import Flag, settings
+
+NonNegative = Annotated[int, Field(ge=0)]
 
 # Aff-Wild2 EXPR frames with a face per class, in CLASS_NAMES order (Neutral .. Other).
 TRAIN_CLASS_FRAMES: tuple[int, ...] = (177_198, 16_573, 10_771, 9_080, 95_463, 78_751, 31_615, 165_866)
@@ -28,7 +33,7 @@ def class_prior(split: str) -> np.ndarray:
     return counts / counts.sum()
 
 
-@dataclass(frozen=True)
+@settings(frozen=True)
 class SplitSize:
     """How much of one split to generate.
 
@@ -41,20 +46,22 @@ class SplitSize:
         max_frames: longest allowed video, in frames.
     """
 
-    videos: int
-    labelled_frames: int
-    pairs: int = 0
-    min_frames: int = 150
-    max_frames: int = 60_000
+    videos: NonNegative
+    labelled_frames: NonNegative
+    pairs: NonNegative = 0
+    min_frames: Annotated[int, Field(ge=1)] = 150
+    max_frames: Annotated[int, Field(ge=1)] = 60_000
 
     def __post_init__(self) -> None:
-        if self.videos < 0 or self.labelled_frames < 0 or not 0 <= 2 * self.pairs <= self.videos:
-            raise ValueError(f"invalid split size {self}: a pair counts as two of the videos")
-        if not 0 < self.min_frames <= self.max_frames:
-            raise ValueError(f"invalid split size {self}: need 0 < min_frames <= max_frames")
+        if 2 * self.pairs > self.videos:
+            raise ValueError(
+                f"{self.pairs} pairs need {2 * self.pairs} videos (a pair counts as two), got {self.videos}"
+            )
+        if self.min_frames > self.max_frames:
+            raise ValueError(f"min_frames ({self.min_frames}) must not exceed max_frames ({self.max_frames})")
 
 
-@dataclass(frozen=True)
+@settings(frozen=True)
 class FeatureStatistics:
     """How the values of one modality's features are spread, as in real pretrained-model features.
 
@@ -75,27 +82,20 @@ class FeatureStatistics:
         floor_noise: scale of the non-negative noise above the floor on those frames.
     """
 
-    spread: float = 0.0
-    spread_sigma: float = 0.0
-    offset_ratio: tuple[float, float] = (0.0, 0.0)
-    negative: bool = False
-    massive_dims: int = 0
-    massive_ratio: tuple[float, float] = (20.0, 60.0)
+    spread: Annotated[float, Field(ge=0.0)] = 0.0
+    spread_sigma: Annotated[float, Field(ge=0.0)] = 0.0
+    offset_ratio: tuple[Annotated[float, Field(ge=0.0)], float] = (0.0, 0.0)
+    negative: Flag = False
+    massive_dims: NonNegative = 0
+    massive_ratio: tuple[Annotated[float, Field(gt=0.0)], float] = (20.0, 60.0)
     floor: float | None = None
-    floor_noise: float = 0.02
+    floor_noise: Annotated[float, Field(ge=0.0)] = 0.02
 
     def __post_init__(self) -> None:
-        for name in ("spread", "spread_sigma", "floor_noise", "massive_dims"):
-            if getattr(self, name) < 0:
-                raise InputError(f"feature statistics: {name} must be >= 0, got {getattr(self, name)}")
-        if not 0 <= self.offset_ratio[0] <= self.offset_ratio[1]:
-            raise InputError(
-                f"feature statistics: offset_ratio must be (low, high) with 0 <= low <= high, got {self.offset_ratio}"
-            )
-        if not 0 < self.massive_ratio[0] <= self.massive_ratio[1]:
-            raise InputError(
-                f"feature statistics: massive_ratio must be (low, high) with 0 < low <= high, got {self.massive_ratio}"
-            )
+        for name in ("offset_ratio", "massive_ratio"):
+            low, high = getattr(self, name)
+            if low > high:
+                raise ValueError(f"{name} must be (low, high) with low <= high, got {(low, high)}")
 
     @property
     def active(self) -> bool:
@@ -137,7 +137,7 @@ class ModalitySignal:
     drift_seconds: float = 2.0
     subject_spread: float = 0.3
     dim_noise: float = 0.1
-    statistics: FeatureStatistics = FeatureStatistics()
+    statistics: FeatureStatistics = field(default_factory=FeatureStatistics)
 
 
 # The face separates the common classes well but confuses Anger with Disgust and Fear with Surprise; the rare
@@ -232,7 +232,7 @@ class SyntheticProfile:
     name: str
     train: SplitSize
     validation: SplitSize
-    test: SplitSize = SplitSize(videos=0, labelled_frames=0)
+    test: SplitSize = field(default_factory=lambda: SplitSize(videos=0, labelled_frames=0))
     visual_dim: int = 1024
     audio_dim: int = 1024
     fps_mix: tuple[tuple[float, float], ...] = DEFAULT_FPS_MIX
