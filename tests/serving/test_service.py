@@ -12,6 +12,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 import zipfile
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -293,16 +294,27 @@ def test_model_description(client, served, offline):
     assert described["class_names"] == list(CLASS_NAMES)
 
 
-def test_metrics_health_and_docs(client):
-    client.post("/predict", json={"audio": A})
+def predict_requests_counted(client: httpx.Client, status: int) -> float:
+    """``bentoml_service_request_total`` of ``/predict`` answered with ``status``, summed over its series."""
     metrics = client.get("/metrics")
     assert metrics.status_code == 200
-    assert re.search(
-        r'bentoml_service_request_total\{[^}]*endpoint="/predict"[^}]*http_response_code="200"', metrics.text
-    )
-    assert re.search(
-        r'bentoml_service_request_total\{[^}]*endpoint="/predict"[^}]*http_response_code="422"', metrics.text
-    )
+    labels = rf'[^}}]*endpoint="/predict"[^}}]*http_response_code="{status}"[^}}]*'
+    pattern = rf"^bentoml_service_request_total\{{{labels}\}} (\S+)$"
+    return sum(float(value) for value in re.findall(pattern, metrics.text, flags=re.MULTILINE))
+
+
+def test_metrics_health_and_docs(client):
+    """``/metrics`` counts this test's own requests by status, whatever ran before it."""
+    before = {status: predict_requests_counted(client, status) for status in (200, 422)}
+    assert client.post("/predict", json={"audio": A}).status_code == 200
+    assert client.post("/predict", json={"audio": [[*row, 0.0] for row in A]}).status_code == 422
+    deadline = time.monotonic() + 10  # the counter may be written just after the answer
+    while True:
+        after = {status: predict_requests_counted(client, status) for status in (200, 422)}
+        if all(after[status] >= before[status] + 1 for status in after) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert all(after[status] >= before[status] + 1 for status in after), (before, after)
     assert client.get("/livez").status_code == 200 and client.get("/readyz").status_code == 200
     assert client.get("/").status_code == 200
     paths = client.get("/docs.json").json()["paths"]
@@ -363,6 +375,9 @@ def test_ten_seconds_of_mixed_load(served, client, tmp_path):
 
 
 def test_no_worker_died(served, client):
-    """After every test above (bad input included), the workers are those that started, and they answer."""
-    assert served.worker_pids() == served.initial_workers
+    """After bad input of every kind, sent here whatever ran before, the workers are those that started, and they
+    answer."""
+    for case, (send, status, _) in BAD_INPUT.items():
+        assert send(client).status_code == status, case
+    assert served.worker_pids() == served.initial_workers, served.log_tail()
     assert client.post("/predict", json={"visual": V, "audio": A}).status_code == 200
