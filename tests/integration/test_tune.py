@@ -104,7 +104,7 @@ def test_search_space_grid_and_random():
     space, settings = parse_tune_params({"grid": grid, "search": {}})
     assert space.n_trials() == 4 * 2 * 2 * 2
     assert space.param_space()["lr"] == {"grid_search": [1e-3, 3e-3]}, "YAML strings such as 1e-3 are numbers"
-    assert settings.scheduler == "asha" and settings.cpus_per_trial == 1
+    assert settings.scheduler == "successive_halving" and settings.cpus_per_trial == 1
     random_space, _ = parse_tune_params({**GRID, "mode": "random", "num_samples": 5, "lr": {"low": 1e-4, "high": 1e-2}})
     assert random_space.n_trials() == 5
     assert 1e-4 <= random_space.param_space()["lr"].sample() <= 1e-2
@@ -139,7 +139,7 @@ def test_tracking_uri_and_params(monkeypatch, tmp_path):
 
 @pytest.mark.slow
 def test_grid_search_logs_one_child_run_per_point(corpus, mlflow_uri, local_ray, tmp_path):
-    tune_params = {"grid": {"modality_dropout": [0.0, 0.2], "d_model": [16, 32], "n_layers": [1]}}
+    tune_params = {"grid": {**GRID, "modality_dropout": [0.0, 0.2], "d_model": [16, 32]}}
     tune_params["search"] = {"scheduler": "none"}
     seen = []
     result = run_search(
@@ -223,8 +223,9 @@ def _run_until_first_trial_finishes(arguments: list, timeout: float = 300) -> No
 
 @pytest.mark.slow
 def test_killed_search_resumes_without_rerunning_finished_trials(corpus, mlflow_uri, local_ray, tmp_path):
-    # One trial at a time, so the kill lands while the second trial is pending or mid-way.
-    tune_params = {"modality_dropout": [0.0, 0.2], "d_model": [16], "n_layers": [1], "max_concurrent_trials": 1}
+    # One trial at a time, so the kill lands while the second trial is pending or mid-way; no early stopping (the
+    # default, successive halving, refuses a cap below the grid: its paused trials would hold the cap).
+    tune_params = {**GRID, "modality_dropout": [0.0, 0.2], "max_concurrent_trials": 1, "scheduler": "none"}
     train = {**TRAIN, "epochs": 3}
     storage = tmp_path / "ray"
     _run_until_first_trial_finishes([str(corpus), tune_params, MODEL, train, str(storage)])
@@ -258,7 +259,7 @@ def test_asha_stops_the_trial_that_cannot_learn_and_closes_its_child_run(
     below the first trial's score there (the rung's median of one value), so ASHA stops it after one epoch.
     """
     tune_params = {
-        "grid": {"modality_dropout": [0.0], "d_model": [16], "n_layers": [1], "lr": [3e-3, 1e-12]},
+        "grid": {**GRID, "lr": [3e-3, 1e-12]},
         "search": {"scheduler": "asha", "grace_period": 1, "reduction_factor": 2, "max_concurrent_trials": 1},
     }
     train = {**TRAIN, "epochs": 3, "batch_size": 8}
