@@ -31,7 +31,16 @@ TINY_MODEL = FusionConfig.paper(d_model=16, n_layers=1, n_heads=2)
 TINY_TRAIN = TrainConfig(
     epochs=2, batch_size=8, window=16, stride=8, eval_stride=4, median_kernel=5, lr=3e-3, device="cpu"
 )
-REGISTRATION = {"name": "exprfusion-fusion", "version": 7, "promoted": True, "decision": "no champion yet"}
+REGISTRATION = {
+    "run_id": "0" * 32,
+    "name": "exprfusion-fusion",
+    "version": 7,
+    "model_uri": "models:/exprfusion-fusion/7",
+    "macro_f1": 0.25,
+    "corpus_hash": "0" * 64,
+    "promoted": True,
+    "decision": "no champion yet",
+}
 
 
 @dataclass
