@@ -1,12 +1,18 @@
-"""ASHA early stopping against the full grid: the best macro-F1 each finds and the trial-epochs each spends.
+"""Early stopping against the full grid: the best macro-F1 each search finds and the trial-epochs each spends.
 
-Both searches run the same grid with the same training settings on the same corpus (by default the ``default``
-synthetic profile, generated into a temporary folder), on one local Ray. Training patience is set to the epoch
-count, so the full grid trains every point to the end and ASHA is the only early stopping. The goal: ASHA finds a
-configuration within 0.01 macro-F1 of the grid's best for at most 40 % of the grid's trial-epochs.
+Every search runs the same grid with the same training settings on the same corpus (by default the ``default``
+synthetic profile, generated into a temporary folder), on one local Ray: the full grid, then each early-stopping
+scheduler (synchronous successive halving and ASHA by default) once per reduction factor. Training patience is set
+to the epoch count, so the full grid trains every point to the end and the scheduler is the only early stopping. The
+goal: a scheduler finds a configuration within 0.01 macro-F1 of the grid's best for at most 40 % of the grid's
+trial-epochs. Successive halving's trial-epochs follow from the grid alone (every rung keeps ceil(n / factor));
+ASHA's depend on the order trials happen to reach its rungs.
 
     python benchmarks/tune_efficiency.py                                  # the paper's 24-point grid, 12 epochs
     python benchmarks/tune_efficiency.py --d-model 32 64 --n-layers 1 2 --reduction-factor 3 4 --corpus data/corpus
+    python benchmarks/tune_efficiency.py --schedulers successive_halving  # leave ASHA out
+    python benchmarks/tune_efficiency.py --modality-dropout 0.1 0.3 --d-model 128 --n-layers 1 2 \
+        --window-readout none both --epochs 2 --grace-period 1 --corpus data/corpus   # params.yaml's grid
 """
 
 from __future__ import annotations
@@ -47,20 +53,25 @@ def describe(label: str, result: SearchResult, seconds: float, grid_epochs: int)
 
 
 def main() -> None:
-    """Run the full grid, then ASHA on the same grid (once per reduction factor), and print the comparison."""
+    """Run the full grid, then each scheduler on the same grid (once per reduction factor); print the comparison."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpus", type=Path, help="corpus folder (default: generate the default profile)")
     parser.add_argument("--modality-dropout", type=float, nargs="+", default=[0.0, 0.1, 0.15, 0.2])
     parser.add_argument("--d-model", type=int, nargs="+", default=[256, 512])
     parser.add_argument("--n-layers", type=int, nargs="+", default=[2, 3, 4])
+    parser.add_argument("--window-readout", nargs="+", help="also search the window readout (none | audio | both)")
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--grace-period", type=int, default=2)
-    parser.add_argument("--reduction-factor", type=int, nargs="+", default=[3], help="one ASHA search per value")
+    parser.add_argument("--reduction-factor", type=int, nargs="+", default=[3], help="one search per value")
+    parser.add_argument(
+        "--schedulers", nargs="+", default=["successive_halving", "asha"], choices=["successive_halving", "asha"]
+    )
     parser.add_argument("--cpus-per-trial", type=float, default=1)
     parser.add_argument("--out", type=Path, help="also write the results here (JSON)")
     args = parser.parse_args()
 
     grid = {"modality_dropout": args.modality_dropout, "d_model": args.d_model, "n_layers": args.n_layers}
+    grid["window_readout"] = args.window_readout  # None: not searched
     train = {"epochs": args.epochs, "patience": args.epochs}
     resources = {"cpus_per_trial": args.cpus_per_trial}
     with tempfile.TemporaryDirectory() as tmp:
@@ -76,29 +87,32 @@ def main() -> None:
             search = {"scheduler": "none", **resources}
             full, full_seconds = timed_search(corpus, grid, search, train, storage, "tune-benchmark-grid")
             early = {}
-            for factor in args.reduction_factor:
-                search = {"scheduler": "asha", "grace_period": args.grace_period, "reduction_factor": factor}
-                early[factor] = timed_search(
-                    corpus, grid, {**search, **resources}, train, storage, f"tune-asha-{factor}"
-                )
+            for scheduler in args.schedulers:
+                for factor in args.reduction_factor:
+                    search = {"scheduler": scheduler, "grace_period": args.grace_period, "reduction_factor": factor}
+                    early[scheduler, factor] = timed_search(
+                        corpus, grid, {**search, **resources}, train, storage, f"tune-{scheduler}-{factor}"
+                    )
 
     grid_epochs = full.total_trial_epochs
     print()
     print("| search | best macro-F1 | best point | trial-epochs | wall time |")
     print("|---|---|---|---|---|")
     print(describe("full grid", full, full_seconds, grid_epochs))
-    for factor, (result, seconds) in early.items():
-        print(describe(f"ASHA (grace {args.grace_period}, rf {factor})", result, seconds, grid_epochs))
+    names = {"asha": "ASHA", "successive_halving": "successive halving"}
+    for (scheduler, factor), (result, seconds) in early.items():
+        print(describe(f"{names[scheduler]} (grace {args.grace_period}, rf {factor})", result, seconds, grid_epochs))
     print(f"\n{len(full.trials)} points, {args.epochs} epochs, measured {datetime.date.today().isoformat()}.")
-    for factor, (result, _) in early.items():
+    for (scheduler, factor), (result, _) in early.items():
         gap = full.best_metrics["macro_f1"] - result.best_metrics["macro_f1"]
         share = result.total_trial_epochs / grid_epochs
         print(
-            f"rf {factor}: within {GOAL_F1_GAP} macro-F1 of the grid best: {gap <= GOAL_F1_GAP} (gap {gap:+.4f}); "
+            f"{names[scheduler]} rf {factor}: within {GOAL_F1_GAP} macro-F1 of the grid best: {gap <= GOAL_F1_GAP} "
+            f"(gap {gap:+.4f}); "
             f"trial-epochs <= {GOAL_EPOCH_SHARE:.0%} of the grid's: {share <= GOAL_EPOCH_SHARE} ({share:.0%})"
         )
     if args.out:
-        searches = {"grid": (full, full_seconds), **{f"asha_rf{f}": pair for f, pair in early.items()}}
+        searches = {"grid": (full, full_seconds), **{f"{s}_rf{f}": pair for (s, f), pair in early.items()}}
         payload = {
             "grid": grid,
             "epochs": args.epochs,

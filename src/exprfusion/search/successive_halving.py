@@ -9,14 +9,15 @@ another winner. This scheduler (``successive_halving``) decides a rung only once
 * a trial reaching a rung before the rung is complete is PAUSED (Ray saves it and frees its slot; the trial's folder
   holds its checkpoint, see :mod:`exprfusion.search.trial`);
 * the complete rung keeps the best ``ceil(n / reduction_factor)`` of its ``n`` trials by the selection score (the
-  trial's running best holdout macro-F1, :data:`exprfusion.search.tune.METRIC`; NaN ranks last), ties going to the
-  trial first in the grid (the counter in Ray's trial id, which numbers the points in grid order), never to the
-  first to arrive. The kept trials resume from their checkpoints, the others stop;
+  trial's running best selection macro-F1, on its holdout by default, :data:`exprfusion.search.tune.METRIC`; NaN
+  ranks last), ties going to the trial first in the grid (the counter in Ray's trial id, which numbers the points in
+  grid order), never to the first to arrive. The kept trials resume from their checkpoints, the others stop;
 * a trial that ends before a rung (its own patience, a failure after its retries) leaves the rung without a score.
 
 A rung counts as complete only once all ``trials`` of the search have been added, so a search must not cap its
 concurrency through Ray's ``max_concurrent_trials``: Ray counts paused trials against that cap and would never start
-the rest of the rung (:func:`exprfusion.search.tune.run_search` leaves the cap to the cluster's resources).
+the rest of the rung (:func:`exprfusion.search.tune.run_search` leaves the cap to the cluster's resources and refuses
+``max_concurrent_trials`` below the number of trials).
 
 The scores and decisions are written to ``record`` (JSON, atomically, a rung's scores in the order they arrived) before
 the scheduler acts on them (not a top-level .json of Ray's experiment folder: Ray copies those aside on a restore and
@@ -25,11 +26,14 @@ restarted trial first reports the last epoch it finished (:class:`exprfusion.sea
 waiting at an undecided rung waits again instead of training past it, and a trial stopped before the interruption
 stops again.
 
-What still varies between machines is the arithmetic, not the decisions: with ``train.precision: auto`` training runs
-bf16 autocast where the hardware has it (CUDA, CPUs with AMX or AVX-512 BF16) and fp32 elsewhere, and thread counts
-and kernels differ between CPUs, so the scores (and through a near-tie, a decision) can differ between machines;
-``precision: fp32`` and one thread per trial (``cpus_per_trial: 1``) remove the first and most of the second. On one
-machine the same search gives the same scores, stopped set and winner however its trials are timed.
+On one machine the same search gives the same scores, stopped set and winner however its trials are timed (a trial
+paused and resumed scores exactly as one that ran through: its checkpoint keeps the random state). What still varies
+between machines is the arithmetic: with ``train.precision: auto`` training runs bf16 autocast where the hardware has
+it (CUDA, CPUs with AMX or AVX-512 BF16) and fp32 elsewhere, and kernels differ between CPUs, so scores can differ in
+their last digits and a near-tie at a rung can go the other way; ``precision: fp32`` removes the first. Measured on
+one trial of params.yaml's grid (realistic corpus, d 128, 1 layer, 2 epochs, one thread, an AMX CPU): bf16 and fp32
+gave the same holdout macro-F1 after epoch 1 (0.3642) and 0.3616 against 0.3620 after epoch 2 (-0.0004); fp32 with
+one and with two torch threads gave identical scores.
 """
 
 from __future__ import annotations
