@@ -16,7 +16,7 @@ from torch import Tensor
 
 from exprfusion.core.devices import autocast_for
 from exprfusion.core.errors import InputError
-from exprfusion.data.split_tensors import SplitData, gather_inputs
+from exprfusion.data.split_tensors import SplitData
 from exprfusion.data.windows import WindowIndex, build_window_index, window_batches
 from exprfusion.inference.voting import FramePrediction, soft_vote, vote_and_filter
 from exprfusion.model.artifact import InferenceSettings
@@ -24,6 +24,8 @@ from exprfusion.model.fusion_transformer import FusionTransformer
 
 # Windows per forward pass at inference: large enough to keep the model busy, small enough for any GPU or CPU.
 INFERENCE_BATCH_SIZE = 64
+# Frames whose per-frame stage is computed at once: an hour-long video never holds its standardised features whole.
+FRAME_CHUNK = 4096
 
 
 class FrameStreams(Protocol):
@@ -117,6 +119,35 @@ def _model_view(model: FusionTransformer, frames: FrameStreams, index: WindowInd
 
 
 @torch.no_grad()
+def frame_stage_rows(
+    model: FusionTransformer, frames: FrameStreams, device: torch.device, precision: str = "auto"
+) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+    """The model's per-frame stage (:meth:`~exprfusion.model.fusion_transformer.FusionTransformer.frame_stage`) of
+    every frame, computed :data:`FRAME_CHUNK` frames at a time, and the row a padding position of a window gets
+    (no face, no audio, no flags).
+
+    Returns:
+        ``(rows, padding)``: each output's ``(N, ...)`` rows on ``device``, and its one padding row.
+    """
+    n_frames = int(frames.visual.shape[0])
+    parts: list[dict[str, Tensor]] = []
+    for start in range(0, n_frames, FRAME_CHUNK):
+        rows = slice(start, start + FRAME_CHUNK)
+        inputs = (frames.visual[rows], frames.audio[rows], frames.face_mask[rows], frames.audio_mask[rows])
+        with autocast_for(device, precision):
+            parts.append(model.frame_stage(*(tensor.to(device) for tensor in inputs)))
+    stacked = parts[0] if len(parts) == 1 else {name: torch.cat([part[name] for part in parts]) for name in parts[0]}
+    nothing = torch.zeros(1, dtype=torch.bool, device=device)
+    blank = [
+        torch.zeros(1, int(stream.shape[1]), dtype=stream.dtype, device=device)
+        for stream in (frames.visual, frames.audio)
+    ]
+    with autocast_for(device, precision):
+        padding = {name: values[0] for name, values in model.frame_stage(*blank, nothing, nothing).items()}
+    return stacked, padding
+
+
+@torch.no_grad()
 def window_logits(
     model: FusionTransformer,
     frames: FrameStreams,
@@ -126,6 +157,10 @@ def window_logits(
 ) -> np.ndarray:
     """Logits of every window of ``index`` over ``frames``, as float32 ``(W, window, C)``.
 
+    The model's per-frame stage runs once per frame (:func:`frame_stage_rows`, a bounded number of frames at a
+    time); its rows are then gathered into windows, ``batch_size`` at a time, for the rest of the model. A frame
+    held by two windows is standardised and projected once, and no window's raw features are ever gathered.
+
     ``precision`` is the autocast of the forward passes (:func:`~exprfusion.core.devices.autocast_for`): ``auto``
     (bf16 where the device computes it natively), ``fp32`` or ``bf16``.
     """
@@ -133,15 +168,21 @@ def window_logits(
     was_training = model.training
     model.eval()
     frames = _model_view(model, frames, index)
-    source = frames.visual.device
-    rows = torch.from_numpy(index.rows).to(source)
-    valid = torch.from_numpy(index.valid).to(source)
+    stage, padding = frame_stage_rows(model, frames, device, precision)
+    rows = torch.from_numpy(index.rows).to(device)
+    valid = torch.from_numpy(index.valid).to(device)
+    face_mask, audio_mask = frames.face_mask.to(device), frames.audio_mask.to(device)
     outputs = []
     for batch_ids in window_batches(index.n_windows, batch_size):
-        ids = torch.from_numpy(batch_ids).to(source)
-        inputs = (tensor.to(device) for tensor in gather_inputs(frames, rows[ids], valid[ids]))
+        ids = torch.from_numpy(batch_ids).to(device)
+        batch_rows, batch_valid = rows[ids], valid[ids]
+        windows = {
+            name: torch.where(batch_valid[..., None], values[batch_rows], padding[name])
+            for name, values in stage.items()
+        }
+        masks = (face_mask[batch_rows] & batch_valid, audio_mask[batch_rows] & batch_valid)
         with autocast_for(device, precision):
-            logits = model(*inputs)
+            logits = model.window_stage(windows, *masks)
         outputs.append(logits.float().cpu().numpy())
     model.train(was_training)
     return np.concatenate(outputs)

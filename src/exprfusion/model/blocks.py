@@ -80,10 +80,17 @@ class ModalityProjection(nn.Module):
 
     def forward(self, features: Tensor) -> Tensor:
         """Map features (B, T, in_dim) to (B, T, d_model)."""
-        length = features.shape[1]
+        return self.positioned(self.frame_part(features))
+
+    def frame_part(self, features: Tensor) -> Tensor:
+        """What each frame gets alone, whatever window holds it: Linear → LayerNorm, (..., in_dim) → (..., d_model)."""
+        return self.norm(self.linear(features))
+
+    def positioned(self, hidden: Tensor) -> Tensor:
+        """Windows (B, T, d_model) of :meth:`frame_part` rows with the positions added (and dropout)."""
+        length = hidden.shape[1]
         if length > self.positions.shape[0]:
             raise ValueError(f"Window of {length} frames exceeds max_len={self.positions.shape[0]}")
-        hidden = self.norm(self.linear(features))  # (B, T, D)
         return self.dropout(hidden + self.positions[:length])
 
 

@@ -162,20 +162,59 @@ class FusionTransformer(nn.Module):
         face_mask, audio_mask = face_mask.bool(), audio_mask.bool()
         if self.config.fusion == "gated":
             face_mask, audio_mask = self.modality_dropout(face_mask, audio_mask, generator=generator)
-        available = {"visual": face_mask, "audio": audio_mask}
+        frames = self.frame_stage(visual, audio, face_mask, audio_mask)
+        return self.window_stage(frames, face_mask, audio_mask, branch_outputs=branch_outputs)
+
+    def frame_stage(self, visual: Tensor, audio: Tensor, face_mask: Tensor, audio_mask: Tensor) -> dict[str, Tensor]:
+        """What the model computes of each frame alone, for inputs of any leading shape (``(..., dim)``, masks
+        ``(...)``): each branch's standardised features (zero where absent) projected to the model width, before the
+        window positions (``visual``, ``audio``); in eval mode the linear experts' frame logits (``expert_<name>``);
+        with a window readout, its streams' standardised features (``standardised_<branch>``).
+
+        :meth:`forward` is :meth:`window_stage` over this; inference computes it once per frame of a video, not once
+        per window holding the frame, and gathers its rows into windows
+        (:func:`exprfusion.inference.window_logits.window_logits`).
+        """
+        available = {"visual": face_mask.bool(), "audio": audio_mask.bool()}
         inputs = {"visual": visual, "audio": audio}
         standardised = {
             branch: self.standardise(inputs[branch], available[branch], branch)
             for branch in ("visual", "audio")
             if hasattr(self, f"{branch}_standardiser")
         }
-        fused, audio_alone = self._branch_logits(standardised, face_mask, audio_mask, branch_outputs)
+        frames = {branch: getattr(self, f"{branch}_projection").frame_part(x) for branch, x in standardised.items()}
+        for branch in self.readout_streams:
+            frames[f"standardised_{branch}"] = standardised[branch]
+        if self.linear_experts is not None and not self.training:
+            logits = self.linear_experts.frame_logits(
+                standardised["visual"], standardised["audio"], available["visual"], available["audio"]
+            )
+            frames.update({f"expert_{name}": values for name, values in logits.items()})
+        return frames
+
+    def window_stage(
+        self,
+        frames: dict[str, Tensor],
+        face_mask: Tensor,
+        audio_mask: Tensor,
+        *,
+        branch_outputs: dict[str, tuple[Tensor, Tensor]] | None = None,
+    ) -> Tensor:
+        """Per-frame logits (B, T, C) of windows of :meth:`frame_stage` rows (``frames``' values (B, T, ...)) and the
+        windows' masks (B, T) (see :meth:`forward`)."""
+        face_mask, audio_mask = face_mask.bool(), audio_mask.bool()
+        available = {"visual": face_mask, "audio": audio_mask}
+        fused, audio_alone = self._branch_logits(frames, face_mask, audio_mask, branch_outputs)
         if self.readout_streams:
-            readout = self.window_readout([(standardised[b], available[b]) for b in self.readout_streams])
+            streams = [(frames[f"standardised_{b}"], available[b]) for b in self.readout_streams]
+            readout = self.window_readout(streams)
             fused = fused + readout
             audio_alone = None if audio_alone is None else audio_alone + readout
         if self.linear_experts is not None and not self.training:  # fitted and frozen: no training loss of theirs
-            experts = self.linear_experts(standardised["visual"], standardised["audio"], face_mask, audio_mask)
+            experts = {
+                name: (frames[f"expert_{name}"], LinearExperts.present(name, face_mask, audio_mask))
+                for name in self.linear_experts.fitted
+            }
             return self.linear_experts.combine(fused, audio_alone, experts, face_mask)
         if audio_alone is None:
             return fused
@@ -188,19 +227,19 @@ class FusionTransformer(nn.Module):
 
     def _branch_logits(
         self,
-        standardised: dict[str, Tensor],
+        frames: dict[str, Tensor],
         face_mask: Tensor,
         audio_mask: Tensor,
         branch_outputs: dict[str, tuple[Tensor, Tensor]] | None,
     ) -> tuple[Tensor, Tensor | None]:
-        """The encoders, cross-attention, fusion and heads over the standardised streams: the head's logits
+        """The encoders, cross-attention, fusion and heads over the projected streams (B, T, D): the head's logits
         (B, T, C), and the audio branch's own logits (None without auxiliary heads)."""
         if self.config.fusion == "visual":
-            return self.head(self._encode(standardised["visual"], face_mask, "visual")), None
+            return self.head(self._encode(frames["visual"], face_mask, "visual")), None
         if self.config.fusion == "audio":
-            return self.head(self._encode(standardised["audio"], audio_mask, "audio")), None
-        visual_frames = self._encode(standardised["visual"], face_mask, "visual")
-        audio_frames = self._encode(standardised["audio"], audio_mask, "audio")
+            return self.head(self._encode(frames["audio"], audio_mask, "audio")), None
+        visual_frames = self._encode(frames["visual"], face_mask, "visual")
+        audio_frames = self._encode(frames["audio"], audio_mask, "audio")
         audio_alone = None
         if hasattr(self, "audio_aux_head"):
             audio_alone = self.audio_aux_head(audio_frames)  # (B, T, C)
@@ -216,17 +255,18 @@ class FusionTransformer(nn.Module):
         return self.head(frames), audio_alone
 
     def standardise(self, features: Tensor, available: Tensor, branch: str) -> Tensor:
-        """One branch's features (B, T, in_dim) standardised, and zero where the modality is absent."""
+        """One branch's features (B, T, in_dim) (any leading shape) standardised, and zero where the modality is
+        absent."""
         standardiser: FeatureStandardiser = getattr(self, f"{branch}_standardiser")
-        if features.shape[:2] != available.shape:
+        if features.shape[:-1] != available.shape:
             raise ValueError(f"Features {tuple(features.shape)} do not match mask {tuple(available.shape)}")
         if features.shape[-1] != standardiser.mean.shape[0]:
             raise ValueError(f"Expected feature dim {standardiser.mean.shape[0]}, got {features.shape[-1]}")
         # Unavailable frames may hold anything (zeros, stale values): blank them so they carry no information.
-        return standardiser(features.to(self.dtype)).masked_fill(~available[..., None], 0.0)
+        return standardiser.standardised_copy(features, self.dtype).masked_fill_(~available[..., None], 0.0)
 
-    def _encode(self, features: Tensor, available: Tensor, branch: str) -> Tensor:
-        """Project and encode one branch's standardised features (B, T, in_dim) → (B, T, D)."""
+    def _encode(self, hidden: Tensor, available: Tensor, branch: str) -> Tensor:
+        """Position and encode one branch's projected frames (B, T, D) → (B, T, D)."""
         projection: ModalityProjection = getattr(self, f"{branch}_projection")
         encoder: TemporalEncoder = getattr(self, f"{branch}_encoder")
-        return encoder(projection(features), available)
+        return encoder(projection.positioned(hidden), available)

@@ -73,12 +73,17 @@ class LinearExperts(nn.Module):
     ) -> dict[str, tuple[Tensor, Tensor]]:
         """Each built expert's frame logits (B, T, C) and the frames it reads (B, T), from standardised streams
         that are already zero where absent."""
+        logits = self.frame_logits(visual, audio, face_mask, audio_mask)
+        return {name: (values, self.present(name, face_mask, audio_mask)) for name, values in logits.items()}
+
+    def frame_logits(self, visual: Tensor, audio: Tensor, face_mask: Tensor, audio_mask: Tensor) -> dict[str, Tensor]:
+        """Each built expert's logits (..., C) of every frame alone (any leading shape), from standardised streams
+        that are already zero where absent."""
         outputs = {}
         for name in EXPERT_NAMES:
             layer = getattr(self, name)
             if layer is not None:
-                features, present = self.inputs(name, visual, audio, face_mask, audio_mask)
-                outputs[name] = (layer(features), present)
+                outputs[name] = layer(self.inputs(name, visual, audio, face_mask, audio_mask)[0])
         return outputs
 
     @staticmethod

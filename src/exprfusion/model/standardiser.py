@@ -72,3 +72,9 @@ class FeatureStandardiser(nn.Module):
     def forward(self, features: Tensor) -> Tensor:
         """Standardise features (..., dim)."""
         return (features - self.mean.to(features.dtype)) / self.std.to(features.dtype)
+
+    def standardised_copy(self, features: Tensor, dtype: torch.dtype) -> Tensor:
+        """:meth:`forward` of ``features`` cast to ``dtype``, computed in place in one new tensor: the same values,
+        without an intermediate tensor per step (each costs a pass over fresh memory)."""
+        values = features.to(dtype, copy=True)
+        return values.sub_(self.mean.to(dtype)).div_(self.std.to(dtype))
