@@ -1,6 +1,7 @@
 """DVC stage `train`: the search's best configuration refit on every training video (or trained anew when
 `train.overrides` moves results); write models/model.pt, log and register it."""
 
+import time
 from pathlib import Path
 
 from exprfusion.core.atomic import write_json
@@ -23,6 +24,7 @@ def main() -> None:
     params = load_section("train", TrainStageParams)
     best = BestTrial.read(BEST)
     corpus = Corpus(corpus_folder())
+    started = time.time()  # the MLflow run's start: its duration is the training's
     with progress_callback("train") as update:
         final = train_final(corpus, best, params.given_overrides(), best_path=BEST, progress=update)
     print(final.how)
@@ -39,10 +41,10 @@ def main() -> None:
         parent_run_id=best.parent_run_id,
         registered_name=params.registered_name,
         experiment=params.experiment,
+        start_time=started,
     )
     write_json(REGISTRATION, registration.to_dict())
-    verdict = "now champion" if registration.promoted else "champion unchanged"
-    print(f"registered {registration.name} v{registration.version} ({verdict}: {registration.decision})")
+    print(f"registered {registration.name} v{registration.version}: {registration.decision}")
 
 
 if __name__ == "__main__":

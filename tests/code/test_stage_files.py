@@ -19,12 +19,13 @@ REGISTRATION = {
     "name": "exprfusion-fusion",
     "version": 3,
     "model_uri": "models:/exprfusion-fusion/3",
-    "macro_f1": 0.5,
+    "selection_macro_f1": 0.5,
     "corpus_hash": "ff",
     "promoted": True,
-    "decision": "no champion yet",
+    "decision": "first champion",
+    "validation_macro_f1": 0.55,
     "previous_champion_version": None,
-    "previous_champion_macro_f1": None,
+    "previous_champion_selection_macro_f1": None,
 }
 BEST = {
     "model": FusionConfig().to_dict(),
@@ -66,6 +67,13 @@ def _one_line(caught) -> str:
 
 def test_well_formed_files_read_back(tmp_path):
     assert RegistrationResult.read(_write(tmp_path / "r.json", REGISTRATION)).to_dict() == REGISTRATION
+    # A file written before the selection score was named so: its macro_f1 was that score.
+    older = {k: v for k, v in REGISTRATION.items() if "selection" not in k and k != "validation_macro_f1"}
+    older.update(macro_f1=0.5, previous_champion_macro_f1=None)
+    assert RegistrationResult.read(_write(tmp_path / "old.json", older)).to_dict() == {
+        **REGISTRATION,
+        "validation_macro_f1": None,
+    }
     best = BestTrial.read(_write(tmp_path / "best.json", BEST))
     assert best.model == FusionConfig() and best.metrics["best_epoch"] == 1 and best.history[0].epoch == 0
     assert read_card(_write(tmp_path / CARD_FILE, CARD).parent).sha256 == "00ff"

@@ -18,8 +18,8 @@ from exprfusion.data.corpus import Corpus
 from exprfusion.model.artifact import save_model
 from exprfusion.model.fusion_config import FusionConfig
 from exprfusion.model.fusion_transformer import FusionTransformer
+from exprfusion.search.search_runs import parent_run
 from exprfusion.search.trial import TrialContext, _child_run
-from exprfusion.search.tune import _parent_run
 from exprfusion.tracking import runs as tracking
 from exprfusion.tracking.registry import log_and_register
 from exprfusion.training.train_config import TrainConfig
@@ -65,7 +65,7 @@ def test_experiment_kind_dataset_input_and_source_tags(mlflow_server, tmp_path, 
     # A search's parent run and one trial's child run, created as tune and tune_trial create them.
     experiment_id = tracking.configure_mlflow(EXPERIMENT)
     marker = tmp_path / "search.parent_run"
-    parent = _parent_run(experiment_id, marker, False, {"corpus_hash": corpus_hash}, {"tune.seed": 0}, corpus)
+    parent = parent_run(experiment_id, marker, False, {"corpus_hash": corpus_hash}, {"tune.seed": 0}, corpus)
     context = TrialContext(
         str(corpus_root), str(tmp_path / "trials"), {}, {}, mlflow_server, experiment_id, parent, 1, corpus_hash
     )

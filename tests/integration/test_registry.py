@@ -87,6 +87,7 @@ def test_champion_moves_only_to_a_better_model(corpus, scored_models, sqlite_sto
     worst, middle, best = scored_models
     first = _register(middle, corpus)
     assert first.promoted and first.previous_champion_version is None
+    assert first.decision == "first champion"
     assert _champion_version() == first.version
 
     worse = _register(worst, corpus)
@@ -94,10 +95,18 @@ def test_champion_moves_only_to_a_better_model(corpus, scored_models, sqlite_sto
     assert _champion_version() == first.version
     run = tracking.client().get_run(worse.run_id)
     assert run.data.tags["promoted"] == "false"
-    assert run.data.metrics["champion_previous_macro_f1"] == pytest.approx(middle[1]["macro_f1"])
+    assert run.data.metrics["champion_selection_macro_f1"] == pytest.approx(middle[1]["macro_f1"])
+    short = middle[1]["macro_f1"] - worst[1]["macro_f1"]
+    assert worse.decision == (
+        f"kept v{first.version}: {short:.4f} short "
+        f"(selection macro-F1 {worst[1]['macro_f1']:.4f} vs {middle[1]['macro_f1']:.4f})"
+    )
+    assert run.data.tags["champion_decision"] == worse.decision
 
     better = _register(best, corpus)
     assert better.promoted and better.previous_champion_version == first.version
+    gain = best[1]["macro_f1"] - middle[1]["macro_f1"]
+    assert better.decision.startswith(f"beat v{first.version} by {gain:.4f} (selection macro-F1 ")
     assert _champion_version() == better.version
     assert tracking.client().get_run(better.run_id).data.tags["promoted"] == "true"
 
@@ -107,7 +116,7 @@ def test_champion_moves_only_to_a_better_model(corpus, scored_models, sqlite_sto
     assert lineage["corpus_hash"] == corpus.content_hash()
     assert lineage["params"]["model"]["d_model"] == MODEL.d_model
     assert lineage["params"]["train"]["epochs"] == TRAIN.epochs
-    assert lineage["metrics"]["final_macro_f1"] == pytest.approx(best[1]["macro_f1"])
+    assert lineage["metrics"]["selection_macro_f1"] == pytest.approx(best[1]["macro_f1"])
     assert model_lineage(NAME, first.version)["run_id"] == first.run_id
 
     runs = runs_for_corpus(corpus.content_hash())
@@ -117,14 +126,14 @@ def test_champion_moves_only_to_a_better_model(corpus, scored_models, sqlite_sto
 
 def test_training_run_id_is_checked_in_the_store(corpus, scored_models, sqlite_store, tmp_path):
     registration = tmp_path / "registration.json"
-    run_id = _register(scored_models[0], corpus).run_id
-    registration.write_text(json.dumps({"run_id": run_id}))
-    assert training_run_id(registration) == run_id
-    registration.write_text(json.dumps({"run_id": "0" * 32}))  # a run this store never held
+    registered = _register(scored_models[0], corpus).to_dict()
+    registration.write_text(json.dumps(registered))
+    assert training_run_id(registration) == registered["run_id"]
+    registration.write_text(json.dumps({**registered, "run_id": "0" * 32}))  # a run this store never held
     with pytest.raises(InputError, match=r"registration\.json names MLflow run 0{32}.*dvc repro --force train"):
         training_run_id(registration)
     registration.write_text("{")
-    with pytest.raises(InputError, match=r"registration\.json: cannot read the training run id"):
+    with pytest.raises(InputError, match=r"registration\.json: cannot read the registration"):
         training_run_id(registration)
 
 
@@ -136,19 +145,41 @@ def test_champion_trained_on_another_corpus_is_replaced(corpus, scored_models, s
     _register(scored_models[2], other)
     replacement = _register(scored_models[0], corpus)
     assert replacement.promoted, "a lower score on another corpus does not keep the old champion"
-    assert "another corpus" in replacement.decision
+    assert replacement.decision == f"replaced v{replacement.version - 1}, which was trained on another corpus"
 
 
 def test_a_tie_with_the_champion_does_not_promote(corpus, scored_models, sqlite_store):
     first = _register(scored_models[1], corpus)
     tie = _register(scored_models[1], corpus)  # a new version with exactly the champion's macro-F1, same corpus
-    assert tie.macro_f1 == first.macro_f1 and tie.version == first.version + 1
+    assert tie.selection_macro_f1 == first.selection_macro_f1 and tie.version == first.version + 1
     assert not tie.promoted and tie.previous_champion_version == first.version
-    assert "does not beat" in tie.decision
+    assert tie.decision.startswith(f"kept v{first.version}: a tie (selection macro-F1 ")
     assert _champion_version() == first.version
     run = tracking.client().get_run(tie.run_id)
     assert run.data.tags["promoted"] == "false"
-    assert run.data.metrics["champion_previous_macro_f1"] == pytest.approx(scored_models[1][1]["macro_f1"])
+    assert run.data.metrics["champion_selection_macro_f1"] == pytest.approx(scored_models[1][1]["macro_f1"])
+
+
+def test_the_version_names_its_selection_and_validation_scores(corpus, scored_models, sqlite_store):
+    """The holdout score that chose the model and the validation score it reports differ (0.61 and 0.634 here), so a
+    swapped or single score is caught; the champion rule reads the selection score."""
+    path, _, config = scored_models[0]
+    selection = {"macro_f1": 0.61, "macro_f1_ci": [0.55, 0.66], "best_epoch": 1}
+    registration = log_and_register(path, selection, config, TRAIN, corpus=corpus, validation_macro_f1=0.634)
+    assert registration.selection_macro_f1 == 0.61 and registration.validation_macro_f1 == 0.634
+    client = tracking.client()
+    tags = client.get_model_version(NAME, str(registration.version)).tags
+    assert float(tags["selection_macro_f1"]) == 0.61 and float(tags["validation_macro_f1"]) == 0.634
+    assert "macro_f1" not in tags, "no score under a name that does not say which"
+    metrics = client.get_run(registration.run_id).data.metrics
+    assert {key: metrics[key] for key in ("selection_macro_f1", "selection_macro_f1_lo", "selection_macro_f1_hi")} == {
+        "selection_macro_f1": 0.61, "selection_macro_f1_lo": 0.55, "selection_macro_f1_hi": 0.66
+    }  # fmt: skip
+    assert metrics["best_epoch"] == 1
+    assert not any(key.startswith("validation") for key in metrics), "the evaluate stage reports the split"
+    # A later version whose selection score is higher beats it, although its validation score is lower.
+    later = log_and_register(path, {"macro_f1": 0.62}, config, TRAIN, corpus=corpus, validation_macro_f1=0.6)
+    assert later.promoted and later.decision.startswith(f"beat v{registration.version} by 0.0100 ")
 
 
 def test_registered_pyfunc_labels_frames_like_the_artefact(corpus, scored_models, sqlite_store):

@@ -109,7 +109,7 @@ def test_delaying_one_trial_or_another_changes_the_arrivals_but_not_the_outcome(
         frame = result.trials.set_index("trial_id")
         assert sorted(children) == sorted(frame.index)
         for trial_id, run in children.items():
-            steps = sorted(m.step for m in client.get_metric_history(run.info.run_id, "macro_f1"))
+            steps = sorted(m.step for m in client.get_metric_history(run.info.run_id, "epoch_macro_f1"))
             assert run.info.status == "FINISHED"
             assert steps == list(range(frame.loc[trial_id, "epochs_run"])), "each epoch logged once, none repeated"
             stopped_by = "scheduler" if frame.loc[trial_id, "status"] == "stopped" else "max_epochs"

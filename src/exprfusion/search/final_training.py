@@ -98,7 +98,7 @@ class SearchSelection:
 
     train: dict[str, Any]  # the trial's training config
     best_epoch: int  # counted from 0
-    metrics: dict[str, float]  # the trial's holdout scores at its best epoch (the numbers)
+    metrics: dict[str, Any]  # the trial's holdout scores at its best epoch (the numbers, and macro_f1_ci)
     history: list[EpochReport] = field(default_factory=list)
     # How the search resolved ``normalisation: auto`` before its trials (None: the normalisation was set).
     normalisation_choice: NormalisationChoice | None = None
@@ -106,11 +106,13 @@ class SearchSelection:
     @classmethod
     def from_best(cls, best: BestTrial) -> SearchSelection:
         """The selection of a search's best trial."""
-        scalars = {
+        scalars: dict[str, Any] = {
             key: float(value)
             for key, value in best.metrics.items()
             if key != "best_epoch" and isinstance(value, int | float)
         }
+        if best.metrics.get("macro_f1_ci") is not None:
+            scalars["macro_f1_ci"] = [float(bound) for bound in best.metrics["macro_f1_ci"]]
         return cls(
             best.train.to_dict(), best.metrics["best_epoch"], scalars, list(best.history), best.normalisation_choice
         )

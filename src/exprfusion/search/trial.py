@@ -1,5 +1,9 @@
 """One trial of the search, as it runs inside a Ray worker: train, log to its MLflow child run, report to Tune.
 
+A trial's run holds its point of the grid as params, the history of its holdout score (``epoch_macro_f1``, step =
+epoch), and its headline ``selection_macro_f1``: the holdout score of its best epoch, with its interval
+(:mod:`exprfusion.tracking.metric_names`). A trial never scores the validation split.
+
 Every trial trains in its own folder of the search's storage (``<experiment>/trials/<trial_id>/``), where
 :func:`~exprfusion.training.train.train_model` checkpoints every epoch and ``trial.json`` keeps the trial's MLflow
 child run
@@ -28,6 +32,7 @@ from exprfusion.model.fusion_config import FusionConfig
 from exprfusion.search.space import SearchSpace
 from exprfusion.search.successive_halving import trial_number
 from exprfusion.tracking import runs as tracking
+from exprfusion.tracking.metric_names import selection_metrics
 from exprfusion.training.epoch_report import EpochReport
 from exprfusion.training.train import TrainResult, train_model
 from exprfusion.training.train_config import TrainConfig
@@ -63,6 +68,20 @@ def trial_configs(context: TrialContext, point: dict[str, Any]) -> tuple[FusionC
     return FusionConfig.from_dict(model), TrainConfig.from_dict({**train, "refit": False})
 
 
+def trial_params(context: TrialContext, point: dict[str, Any]) -> dict[str, Any]:
+    """What a trial's MLflow run logs as params: its point of the grid (``model.d_model``, ``train.lr``, ...) and the
+    feed-forward width when the point sets it (``ff_dim`` unset: 4 * d_model). The settings every trial shares are
+    logged once, on the search's run (:func:`exprfusion.search.search_runs.search_params`)."""
+    model, train = trial_configs(context, point)
+    params = tracking.flatten_params(
+        {key: getattr(model, key) for key in SearchSpace.MODEL_KEYS if key in point},
+        {key: getattr(train, key) for key in SearchSpace.TRAIN_KEYS if key in point},
+    )
+    if context.base_model.get("ff_dim") is None:
+        params["model.ff_dim"] = model.feedforward_dim
+    return params
+
+
 def _write_state(run_dir: Path, state: dict[str, Any]) -> None:
     with atomic_open(run_dir / TRIAL_STATE) as handle:
         json.dump(state, handle)
@@ -71,6 +90,13 @@ def _write_state(run_dir: Path, state: dict[str, Any]) -> None:
 def _read_state(run_dir: Path) -> dict[str, Any]:
     path = run_dir / TRIAL_STATE
     return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def best_scores(trials_dir: str | Path, trial_id: str) -> dict[str, Any]:
+    """The selection scores of a trial's best epoch so far, as its folder keeps them (interval included; empty
+    before its first epoch)."""
+    best = _read_state(Path(trials_dir) / trial_id).get("best") or {}
+    return best if best.get("epoch", -1) >= 0 else {}
 
 
 def _child_run(context: TrialContext, state: dict[str, Any], trial_id: str, params: dict[str, Any]) -> str:
@@ -180,10 +206,8 @@ class EpochReporter:
 
 
 def close_child_run(run_id: str, result: TrainResult, uri: str) -> None:
-    """Log the best epoch's final metrics (per-class F1 included) and mark the child run finished."""
-    final = {**result.best_metrics, "best_epoch": result.best_epoch}
-    tracking.log_final_metrics(run_id, final, uri)
-    tracking.log_validation_metrics(run_id, result.validation_metrics, uri)
+    """Log the trial's headline (its selection score at its best epoch, with the interval) and finish its run."""
+    tracking.log_metrics(run_id, selection_metrics({**result.best_metrics, "best_epoch": result.best_epoch}), uri=uri)
     tracking.set_tags(run_id, {"stopped_by": "patience" if result.stopped_early else "max_epochs"}, uri)
     tracking.finish_run(run_id, "FINISHED", uri)
 
@@ -196,15 +220,20 @@ def train_trial(point: dict[str, Any], context: TrialContext) -> None:
     run_dir = Path(context.trials_dir) / trial_id
     run_dir.mkdir(parents=True, exist_ok=True)
     state = _read_state(run_dir)
-    params = tracking.flatten_params(model_config.to_dict(), train_config.to_dict())
-    run_id = _child_run(context, state, trial_id, params)
+    run_id = _child_run(context, state, trial_id, trial_params(context, point))
     _write_state(run_dir, {**state, "child_run_id": run_id})
     delay = report_delay(trial_id)
     reporter = EpochReporter(run_id, run_dir, state, train_config.epochs, context.tracking_uri, delay)
     reporter.resume(state)
     splits = training_splits(context.corpus_root)  # a reused worker keeps them from its previous trial
-    result = train_model(
-        context.corpus_root, model_config, train_config, run_dir=run_dir, callback=reporter, splits=splits
+    result = train_model(  # a trial only selects: the validation split is scored once, for the final model
+        context.corpus_root,
+        model_config,
+        train_config,
+        run_dir=run_dir,
+        callback=reporter,
+        splits=splits,
+        score_validation=False,
     )
     if tracking.run_status(run_id, context.tracking_uri) == "RUNNING":
         close_child_run(run_id, result, context.tracking_uri)

@@ -1,12 +1,13 @@
 """The hyper-parameter search: the paper's grid on Ray Tune, early stopping (synchronous successive halving or ASHA),
 one MLflow child run per trial.
 
-A search is one MLflow parent run; every trial is a child run created inside the trial's own process (see
-:mod:`exprfusion.search.trial`), logging its params (``p``, ``d``, ``l``, ...) and per-epoch validation metrics, so
-MLflow's compare view shows the grid. Each trial checkpoints every epoch into its folder of the search's storage;
-an interrupted search is restored (finished trials are not run again, unfinished ones continue from their last
-epoch) and reuses its parent run and its trials' child runs. The experiment folder is named by a hash of the
-search's definition, so a changed grid, config or corpus never restores an unrelated search.
+A search is one MLflow parent run (the searched lists, the settings its trials share, the best trial's selection
+score); every trial is a child run created inside the trial's own process (see :mod:`exprfusion.search.trial`),
+logging its point of the grid and the history of its holdout score, so MLflow's compare view shows the grid. Each
+trial checkpoints every epoch into its folder of the search's storage; an interrupted search is restored (finished
+trials are not run again, unfinished ones continue from their last epoch) and reuses its parent run and its trials'
+child runs. The experiment folder is named by a hash of the search's definition, so a changed grid, config or
+corpus never restores an unrelated search. The MLflow runs the driver writes are :mod:`exprfusion.search.search_runs`.
 """
 
 from __future__ import annotations
@@ -32,15 +33,19 @@ from exprfusion.core.ray_runtime import ray_session as shared_ray_session
 from exprfusion.data.corpus import Corpus
 from exprfusion.data.split_tensors import training_splits
 from exprfusion.model.fusion_config import FusionConfig
+from exprfusion.search.search_runs import close_stopped_trial, parent_run, search_params
 from exprfusion.search.space import SearchSettings, SearchSpace, parse_tune_params, search_name
 from exprfusion.search.successive_halving import RECORD_NAME
-from exprfusion.search.trial import TrialContext, train_trial
+from exprfusion.search.trial import TrialContext, best_scores, train_trial
 from exprfusion.tracking import runs as tracking
+from exprfusion.tracking.metric_names import TRIAL_EPOCHS, selection_metrics
 from exprfusion.training.epoch_report import EpochReport
 from exprfusion.training.normalisation_choice import AUTO, NormalisationChoice, resolve_normalisation
 from exprfusion.training.train_config import TrainConfig
 
-METRIC = "best_macro_f1"  # a trial's running best validation macro-F1 (after voting + median): what it would keep
+METRIC = "best_macro_f1"  # a trial's running best selection macro-F1 (after voting + median): what it would keep
+# The selection scores a trial reports to Tune each epoch (its best epoch's too, as best_<name>).
+REPORTED_SCORES: tuple[str, ...] = ("macro_f1", "accuracy", "macro_f1_voting", "macro_f1_frame")
 # Ray's own console output off: the driver prints one line per finished trial instead.
 QUIET_ENV = {"RAY_AIR_NEW_OUTPUT": "0"}
 
@@ -87,12 +92,7 @@ class _SearchMonitor:
         epochs = int(result.get("epoch", 0))
         how = "failed" if error else "stopped early" if epochs < self.context.base_train.get("epochs", epochs) else ""
         if run_id and tracking.run_status(run_id, uri) == "RUNNING":
-            if not error:
-                final = {key.removeprefix("best_"): value for key, value in result.items() if key.startswith("best_")}
-                final["best_epoch"] = final.pop("epoch", -1)
-                tracking.log_final_metrics(run_id, final, uri)
-                tracking.set_tags(run_id, {"stopped_by": "scheduler"}, uri)
-            tracking.finish_run(run_id, "FAILED" if error else "FINISHED", uri)
+            close_stopped_trial(run_id, trial.trial_id, result, self.context.trials_dir, uri, error=error)
         self.done = (self.done or 0) + 1
         config = trial.config
         console.print(
@@ -138,24 +138,6 @@ def ray_session() -> Iterator[None]:
     """The search's Ray (:func:`exprfusion.core.ray_runtime.ray_session`): a local Ray gets every CPU of the machine."""
     with shared_ray_session(num_cpus=os.cpu_count()):
         yield
-
-
-def _parent_run(experiment_id: str, marker: Path, reuse: bool, tags: dict, params: dict, corpus: Corpus) -> str:
-    """The search's parent run: the one a restored search already has, else a new one (its id kept in ``marker``).
-
-    A new parent run carries MLflow's source tags and the corpus as its dataset input.
-    """
-    if reuse and marker.is_file():
-        run_id = marker.read_text().strip()
-        if tracking.run_status(run_id):
-            return run_id
-    run_tags = {**tags, **tracking.source_tags()}
-    run_id = tracking.start_run(experiment_id, marker.name.removesuffix(".parent_run"), tags=run_tags)
-    tracking.log_params(run_id, params)
-    tracking.log_corpus_input(run_id, corpus.root, corpus.content_hash())
-    marker.parent.mkdir(parents=True, exist_ok=True)
-    marker.write_text(run_id)
-    return run_id
 
 
 def trials_frame(results: Any, base_train: dict[str, Any]) -> pd.DataFrame:
@@ -253,9 +235,8 @@ def run_search(
         shutil.rmtree(experiment_dir, ignore_errors=True)
     experiment_id = tracking.configure_mlflow(experiment)
     tags = {"corpus_hash": corpus_hash, "search_mode": space.mode, "scheduler": settings.scheduler, "search": name}
-    params = {f"tune.{key}": value for key, value in {**space.dimensions(), **vars(settings)}.items()}
-    params.update({k: v for k, v in tracking.flatten_params(model, train).items() if "." in k})
-    parent_run_id = _parent_run(experiment_id, storage / f"{name}.parent_run", restore, tags, params, corpus)
+    params = search_params(space, settings, model, train)
+    parent_run_id = parent_run(experiment_id, storage / f"{name}.parent_run", restore, tags, params, corpus)
     if choice is not None:
         tracking.set_tags(parent_run_id, {"normalisation_choice": choice.summary()})
         tracking.log_metrics(parent_run_id, {f"normalisation_{k}": v for k, v in choice.scores.items()})
@@ -332,7 +313,7 @@ def trial_history(metrics: pd.DataFrame | None) -> list[EpochReport]:
             train_loss=float(row.get("train_loss", float("nan"))),
             lr=float(row.get("lr", float("nan"))),
             seconds=float(row.get("time_this_iter_s", float("nan"))),
-            metrics={key: float(row[key]) for key in tracking.EPOCH_METRICS if key in row and pd.notna(row[key])},
+            metrics={key: float(row[key]) for key in REPORTED_SCORES if key in row and pd.notna(row[key])},
         )
         for _, row in rows.iterrows()
     ]
@@ -352,13 +333,14 @@ def _summarise(results: Any, model: dict, train: dict, parent_run_id: str, exper
     best_train = {**train, **{k: v for k, v in point.items() if k in SearchSpace.TRAIN_KEYS}}
     best_metrics = {k.removeprefix("best_"): float(v) for k, v in best.metrics.items() if k.startswith("best_")}
     best_metrics["best_epoch"] = int(best_metrics.pop("epoch"))
+    interval = best_scores(experiment_dir / "trials", best_row["trial_id"]).get("macro_f1_ci")
+    if interval is not None:
+        best_metrics["macro_f1_ci"] = interval
     total_epochs = int(frame["epochs_run"].sum())
-    summary = {("" if k == "best_epoch" else "best_") + k: v for k, v in best_metrics.items()}
-    tracking.log_metrics(parent_run_id, {**summary, "trial_epochs": total_epochs})
-    alias_point = tracking.flatten_params(best_model, best_train)
+    tracking.log_metrics(parent_run_id, {**selection_metrics(best_metrics), TRIAL_EPOCHS: total_epochs})
     tracking.set_tags(
         parent_run_id,
-        {"best_trial": best_row["trial_id"], "trials": len(frame), **{f"best.{a}": alias_point[a] for a in "pdl"}},
+        {"best_trial": best_row["trial_id"], "trials": len(frame), **{f"best.{k}": v for k, v in point.items()}},
     )
     tracking.finish_run(parent_run_id, "FINISHED")
     return SearchResult(

@@ -11,6 +11,9 @@ from typing import Any
 from exprfusion.core.errors import InputError
 from exprfusion.core.settings import Flag, settings, validate
 
+# Keys of registration.json written before the selection score was named so (both held the holdout score).
+LEGACY_KEYS = {"macro_f1": "selection_macro_f1", "previous_champion_macro_f1": "previous_champion_selection_macro_f1"}
+
 
 @settings(frozen=True)
 class RegistrationResult:
@@ -24,12 +27,13 @@ class RegistrationResult:
     name: str
     version: int
     model_uri: str
-    macro_f1: float
+    selection_macro_f1: float  # the holdout score that chose the model: what the champion rule compares
     corpus_hash: str
     promoted: Flag
-    decision: str
+    decision: str  # in plain words: "first champion", "beat v3 by 0.0120 (...)", "kept v3: ..."
+    validation_macro_f1: float | None = None  # the reported score, measured once after training
     previous_champion_version: int | None = None
-    previous_champion_macro_f1: float | None = None
+    previous_champion_selection_macro_f1: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (for JSON reports)."""
@@ -44,4 +48,8 @@ class RegistrationResult:
             values = json.loads(path.read_text())
         except (OSError, ValueError) as error:
             raise InputError(f"{path}: cannot read the registration ({error}); rerun the train stage") from None
+        if isinstance(values, dict):  # a file written before the selection score was named so
+            for old, new in LEGACY_KEYS.items():
+                if old in values and new not in values:
+                    values[new] = values.pop(old)
         return validate(cls, values, where=str(path))

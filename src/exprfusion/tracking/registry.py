@@ -1,15 +1,18 @@
 """Log the final model to MLflow, register it, and move the ``champion`` alias only to a better model.
 
-The champion rule: a new version becomes ``champion`` when there is no champion yet; when the champion was scored
-on the same validation data (equal ``corpus_hash``) and the new validation macro-F1 is strictly higher; or when the
-champion was trained on a different corpus (its score does not compare, and the newest data defines the task).
-Each run records the comparison: tag ``promoted`` (``true``/``false``), tag ``champion_decision`` (why) and, when a
-champion existed, metric ``champion_previous_macro_f1``.
+The champion rule compares selection scores (``selection_macro_f1``: the holdout macro-F1 that chose the model; the
+validation split is the reported score, never a selection score). A new version becomes ``champion`` when there is
+no champion yet; when the champion was selected on the same corpus (equal ``corpus_hash``) and the new selection
+score is strictly higher; or when the champion was trained on a different corpus (its score does not compare, and
+the newest data defines the task). Each run records the comparison: tag ``promoted`` (``true``/``false``), tag
+``champion_decision`` in plain words ("first champion", "beat v3 by 0.0120 ...", "kept v3: ..."), and, when a
+champion existed, metric ``champion_selection_macro_f1``. Each registered version carries ``selection_macro_f1``
+and ``validation_macro_f1`` as tags, names that say which score is which.
 
 The model is logged as the MLflow pyfunc of :mod:`exprfusion.tracking.pyfunc_model`, which wraps the project's own
-artefact
-file: the file DVC versions is the file MLflow stores. The run also carries the corpus as its MLflow dataset input and
-MLflow's source tags (:mod:`exprfusion.tracking.runs`).
+artefact file: the file DVC versions is the file MLflow stores. The run also carries the corpus as its MLflow
+dataset input and MLflow's source tags (:mod:`exprfusion.tracking.runs`); its metrics are the documented set of
+:mod:`exprfusion.tracking.metric_names`.
 """
 
 from __future__ import annotations
@@ -36,6 +39,15 @@ from exprfusion.tracking.lineage import (
     TAG_TUNE_PARENT,
     dvc_out_md5,
 )
+from exprfusion.tracking.metric_names import (
+    PREVIOUS_CHAMPION,
+    ROBUSTNESS,
+    SELECTION,
+    evaluation_metrics,
+    reported,
+    robustness_curve,
+    selection_metrics,
+)
 from exprfusion.tracking.pyfunc_model import ExpressionModel, frames_table, pyfunc_signature
 from exprfusion.tracking.registration import RegistrationResult
 from exprfusion.training.train import TrainResult
@@ -43,39 +55,55 @@ from exprfusion.training.train_config import TrainConfig
 
 REGISTERED_NAME = "exprfusion-fusion"
 CHAMPION_ALIAS = "champion"
-SCORE_METRIC = "macro_f1"
+VALIDATION_TAG = reported("validation")
+LEGACY_SCORE_TAG = "macro_f1"  # what versions registered before the rename call their selection score
 
 
-def champion_decision(name: str, corpus_hash: str, macro_f1: float) -> tuple[bool, str, Any | None, float | None]:
-    """Apply the champion rule (module docstring) to a candidate.
+def _selection_score(version: Any, run: Any) -> float | None:
+    """A registered version's selection score: its tag, else its run's metric (older versions: ``macro_f1`` and
+    ``final_macro_f1``, which held the same holdout score)."""
+    tags, metrics = version.tags, run.data.metrics
+    for value in (
+        tags.get(SELECTION),
+        tags.get(LEGACY_SCORE_TAG),
+        metrics.get(SELECTION),
+        metrics.get("final_macro_f1"),
+    ):
+        if value is not None:
+            return float(value)
+    return None
+
+
+def decision_line(score: float, champion_version: int, champion_score: float) -> tuple[bool, str]:
+    """Whether ``score`` takes the alias from a champion selected on the same corpus, and why, in plain words."""
+    versus = f"selection macro-F1 {score:.4f} vs {champion_score:.4f}"
+    if score > champion_score:
+        return True, f"beat v{champion_version} by {score - champion_score:.4f} ({versus})"
+    if score == champion_score:
+        return False, f"kept v{champion_version}: a tie ({versus}); the alias moves only to a better model"
+    return False, f"kept v{champion_version}: {champion_score - score:.4f} short ({versus})"
+
+
+def champion_decision(name: str, corpus_hash: str, score: float) -> tuple[bool, str, Any | None, float | None]:
+    """Apply the champion rule (module docstring) to a candidate's selection score.
 
     Returns:
-        ``(promote, reason, current champion ModelVersion or None, its macro-F1 or None)``.
+        ``(promote, reason, current champion ModelVersion or None, its selection score or None)``.
     """
     registry = tracking.client()
     try:
         champion = registry.get_model_version_by_alias(name, CHAMPION_ALIAS)
     except MlflowException:
-        return True, "no champion yet", None, None
+        return True, "first champion", None, None
     champion_run = registry.get_run(champion.run_id)
-    champion_f1 = champion.tags.get(SCORE_METRIC) or champion_run.data.metrics.get(f"final_{SCORE_METRIC}")
-    champion_f1 = float(champion_f1) if champion_f1 is not None else None
+    champion_score = _selection_score(champion, champion_run)
     champion_hash = champion.tags.get(TAG_CORPUS_HASH) or champion_run.data.tags.get(TAG_CORPUS_HASH)
     if champion_hash != corpus_hash:
-        return True, f"champion v{champion.version} was trained on another corpus", champion, champion_f1
-    if champion_f1 is None or macro_f1 > champion_f1:
-        return (
-            True,
-            f"macro_f1 {macro_f1:.4f} beats champion v{champion.version} ({champion_f1})",
-            champion,
-            champion_f1,
-        )
-    return (
-        False,
-        f"macro_f1 {macro_f1:.4f} does not beat champion v{champion.version} ({champion_f1:.4f})",
-        champion,
-        champion_f1,
-    )
+        return True, f"replaced v{champion.version}, which was trained on another corpus", champion, champion_score
+    if champion_score is None:
+        return True, f"replaced v{champion.version}, which records no selection score", champion, None
+    promote, reason = decision_line(score, int(champion.version), champion_score)
+    return promote, reason, champion, champion_score
 
 
 def _as_dict(config: Any) -> dict[str, Any]:
@@ -84,7 +112,7 @@ def _as_dict(config: Any) -> dict[str, Any]:
 
 def log_and_register(
     model_path: str | Path,
-    result: TrainResult | Mapping[str, float],
+    result: TrainResult | Mapping[str, Any],
     model_config: FusionConfig | Mapping[str, Any],
     train_config: TrainConfig | Mapping[str, Any],
     *,
@@ -94,13 +122,16 @@ def log_and_register(
     experiment: str = tracking.DEFAULT_EXPERIMENT,
     run_id: str | None = None,
     dvc_lock: str | Path = "dvc.lock",
+    validation_macro_f1: float | None = None,
+    start_time: float | None = None,
 ) -> RegistrationResult:
     """Log a trained model with its lineage to MLflow, register it, and move ``champion`` if it wins.
 
     Args:
         model_path: the artefact written by ``artifact.save_model``.
-        result: the training result (its best validation metrics and per-epoch history are logged) or a dict of
-            validation metrics holding ``macro_f1``.
+        result: the training result (its selection scores at the best epoch, their per-epoch history and its
+            validation macro-F1 are logged) or a dict of selection scores holding ``macro_f1`` (and optionally
+            ``macro_f1_ci`` and ``best_epoch``).
         model_config: the model's config (logged as ``model.*`` params and in ``params.json``).
         train_config: the training config (``train.*`` params).
         corpus: the corpus the model was trained and validated on (its content hash is the data lineage).
@@ -110,28 +141,39 @@ def log_and_register(
         run_id: an open run to complete (e.g. one whose epochs ``tracking.epoch_logger`` logged); None creates one
             and logs the history of ``result`` into it.
         dvc_lock: the ``dvc.lock`` whose md5 of the corpus output is recorded (tag ``dvc_corpus_md5``) if present.
+        validation_macro_f1: the model's validation macro-F1 when ``result`` is a dict (a ``TrainResult`` carries
+            its own); tagged on the version, never used by the champion rule.
+        start_time: when the training began (seconds since the epoch): the start of a new run, so that its
+            duration is the training's.
 
     Returns:
         The run, the new version and the champion decision.
     """
     corpus = corpus if isinstance(corpus, Corpus) else Corpus(corpus)
-    metrics = dict(result.best_metrics) if isinstance(result, TrainResult) else dict(result)
-    if SCORE_METRIC not in metrics:
-        raise ValueError(f"the metrics to register must include {SCORE_METRIC!r}; got {sorted(metrics)}")
+    if isinstance(result, TrainResult):
+        selection = {**result.best_metrics, "best_epoch": result.best_epoch}
+        validation_macro_f1 = result.validation_metrics.get("macro_f1", validation_macro_f1)
+    else:
+        selection = dict(result)
+    if "macro_f1" not in selection:
+        raise ValueError(f"the selection scores to register must include 'macro_f1'; got {sorted(selection)}")
     experiment_id = tracking.configure_mlflow(experiment)
     if run_id is None:
-        run_id = tracking.start_run(experiment_id, "final-training")
+        run_id = tracking.start_run(experiment_id, "final-training", start_time=start_time)
         if isinstance(result, TrainResult):
             log_epoch = tracking.epoch_logger(run_id)
             for report in result.history:
                 log_epoch(report)
+    model_values = _as_dict(model_config)
+    if isinstance(model_config, FusionConfig):
+        model_values["ff_dim"] = model_config.feedforward_dim  # the width it has, not "None"
     try:
         registration = _log_and_register_run(
             run_id,
             model_path,
-            result,
-            metrics,
-            _as_dict(model_config),
+            selection,
+            None if validation_macro_f1 is None else float(validation_macro_f1),
+            model_values,
             _as_dict(train_config),
             corpus=corpus,
             parent_run_id=parent_run_id,
@@ -148,8 +190,8 @@ def log_and_register(
 def _log_and_register_run(
     run_id: str,
     model_path: str | Path,
-    result: TrainResult | Mapping[str, float],
-    metrics: dict[str, float],
+    selection: dict[str, Any],
+    validation_macro_f1: float | None,
     model_values: dict[str, Any],
     train_values: dict[str, Any],
     *,
@@ -172,10 +214,7 @@ def _log_and_register_run(
     tracking.set_tags(run_id, {**tags, **tracking.source_tags(commit)})
     tracking.log_corpus_input(run_id, corpus.root, corpus_hash)
     tracking.log_params(run_id, tracking.flatten_params(model_values, train_values))
-    tracking.log_final_metrics(run_id, metrics)
-    if isinstance(result, TrainResult):
-        tracking.log_metrics(run_id, {"best_epoch": result.best_epoch})
-        tracking.log_validation_metrics(run_id, result.validation_metrics)
+    tracking.log_metrics(run_id, selection_metrics(selection))
 
     with mlflow.start_run(run_id=run_id):
         mlflow.log_dict({"model": model_values, "train": train_values}, PARAMS_ARTIFACT)
@@ -193,68 +232,30 @@ def _log_and_register_run(
         )
         version = mlflow.register_model(info.model_uri, registered_name)
 
-    score = float(metrics[SCORE_METRIC])
-    promote, reason, champion, champion_f1 = champion_decision(registered_name, corpus_hash, score)
+    score = float(selection["macro_f1"])
+    promote, reason, champion, champion_score = champion_decision(registered_name, corpus_hash, score)
     registry = tracking.client()
-    for key, value in {**tags, SCORE_METRIC: score}.items():
+    scores = {SELECTION: score, **({VALIDATION_TAG: validation_macro_f1} if validation_macro_f1 is not None else {})}
+    for key, value in {**tags, **scores}.items():
         registry.set_model_version_tag(registered_name, version.version, key, str(value))
     if promote:
         registry.set_registered_model_alias(registered_name, CHAMPION_ALIAS, version.version)
     tracking.set_tags(run_id, {"promoted": str(promote).lower(), "champion_decision": reason})
-    if champion_f1 is not None:
-        tracking.log_metrics(run_id, {"champion_previous_macro_f1": champion_f1})
+    if champion_score is not None:
+        tracking.log_metrics(run_id, {PREVIOUS_CHAMPION: champion_score})
     return RegistrationResult(
         run_id=run_id,
         name=registered_name,
         version=int(version.version),
         model_uri=f"models:/{registered_name}/{version.version}",
-        macro_f1=score,
+        selection_macro_f1=score,
+        validation_macro_f1=validation_macro_f1,
         corpus_hash=corpus_hash,
         promoted=promote,
         decision=reason,
         previous_champion_version=int(champion.version) if champion is not None else None,
-        previous_champion_macro_f1=champion_f1,
+        previous_champion_selection_macro_f1=champion_score,
     )
-
-
-def _interval_metrics(name: str, bounds: Any) -> dict[str, float]:
-    """``<name>_lo`` and ``<name>_hi`` of a ``[lo, hi]`` interval of ``metrics.json``."""
-    lo, hi = bounds
-    return {f"{name}_lo": float(lo), f"{name}_hi": float(hi)}
-
-
-def evaluation_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
-    """Flatten ``metrics.json`` into MLflow metrics ``eval_<name>``, ``eval_f1_<Class>``, ``eval_robustness_<f>``
-    and ``eval_baseline_<name>`` (the baseline's macro-F1 per input and the model's margin over it).
-
-    Each 95 % interval ``<name>_ci`` becomes two metrics, ``eval_<name>_ci_lo`` and ``eval_<name>_ci_hi`` (per class
-    ``eval_f1_<Class>_ci_lo``, per robustness fraction ``eval_robustness_<f>_ci_lo``, in the baseline block
-    ``eval_baseline_<name>_ci_lo``; ``_hi`` alike).
-    """
-    flat: dict[str, float] = {}
-    for key, value in metrics.items():
-        if isinstance(value, bool) or key == "robustness_seed":
-            continue
-        if isinstance(value, int | float):
-            flat[f"eval_{key}"] = float(value)
-        elif key == "per_class_f1":
-            flat.update({f"eval_f1_{name}": float(score) for name, score in value.items()})
-        elif key == "per_class_f1_ci":
-            for name, bounds in value.items():
-                flat.update(_interval_metrics(f"eval_f1_{name}_ci", bounds))
-        elif key == "robustness":
-            flat.update({f"eval_robustness_{fraction}": float(score) for fraction, score in value.items()})
-        elif key == "robustness_ci":
-            for fraction, bounds in value.items():
-                flat.update(_interval_metrics(f"eval_robustness_{fraction}_ci", bounds))
-        elif key.endswith("_ci"):
-            flat.update(_interval_metrics(f"eval_{key}", value))
-        elif key == "baseline":
-            flat.update(tracking.flat_metrics(value, "eval_baseline_", "eval_baseline_f1_"))
-            for name, bounds in value.items():
-                if name.endswith("_ci"):
-                    flat.update(_interval_metrics(f"eval_baseline_{name}", bounds))
-    return flat
 
 
 def training_run_id(registration: str | Path) -> str:
@@ -275,11 +276,14 @@ def training_run_id(registration: str | Path) -> str:
     return run_id
 
 
-def log_evaluation(run_id: str, metrics: Mapping[str, Any], plots_dir: str | Path) -> None:
-    """Attach an evaluation to the training run: flattened metrics, ``metrics.json`` and every plot under ``plots/``."""
+def log_evaluation(run_id: str, report: Mapping[str, Any], plots_dir: str | Path) -> None:
+    """Attach an evaluation to the training run: its headline scores with their intervals
+    (:func:`~exprfusion.tracking.metric_names.evaluation_metrics`), the robustness curve (one step per hidden-face
+    share), the whole report as ``evaluation/evaluation.json`` and every plot under ``plots/``."""
     registry = tracking.client()
-    tracking.log_metrics(run_id, evaluation_metrics(metrics))
-    registry.log_dict(run_id, dict(metrics), "evaluation/metrics.json")
+    tracking.log_metrics(run_id, evaluation_metrics(report))
+    tracking.log_history(run_id, ROBUSTNESS, robustness_curve(report))
+    registry.log_dict(run_id, dict(report), "evaluation/evaluation.json")
     for path in sorted(Path(plots_dir).glob("*")):
         if path.suffix in (".png", ".json"):
             registry.log_artifact(run_id, str(path), artifact_path="plots")

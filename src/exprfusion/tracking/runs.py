@@ -9,6 +9,9 @@ Runs follow MLflow's own conventions, so its UI shows them as model training: ev
 tagged ``mlflow.experimentKind = custom_model_development`` (MLflow 3 opens it on its runs, not on GenAI traces),
 every run logs the corpus as a dataset input (:func:`log_corpus_input`: the Dataset column) and carries MLflow's
 source tags (:func:`source_tags`: the Source column).
+
+Metric names are the small documented set of :mod:`exprfusion.tracking.metric_names`; every setting is a param under
+one name (``model.<key>``, ``train.<key>``).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -33,14 +36,12 @@ from mlflow.utils.mlflow_tags import (
 )
 
 from exprfusion.core.git_info import git_commit
+from exprfusion.tracking.metric_names import epoch_metrics
 from exprfusion.training.epoch_report import EpochReport
 
 TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
 DB_NAME = "mlflow.db"
 DEFAULT_EXPERIMENT = "exprfusion"  # the experiment of searches and final runs unless params.yaml names another
-EPOCH_METRICS: tuple[str, ...] = ("macro_f1", "accuracy", "macro_f1_voting", "macro_f1_frame")
-# Short names of the searched dimensions, so the MLflow compare view reads like the paper's grid.
-PARAM_ALIASES: dict[str, str] = {"p": "model.modality_dropout", "d": "model.d_model", "l": "model.n_layers"}
 _SQLITE_PREFIX = "sqlite:///"
 # MLflow 3's experiment kind (its UI reads this tag; MLflow has no Python constant for it): model training experiments
 # open on their runs, ``genai_development`` ones on traces.
@@ -88,10 +89,9 @@ def client(uri: str | None = None) -> MlflowClient:
 
 
 def flatten_params(model_config: Mapping[str, Any], train_config: Mapping[str, Any]) -> dict[str, Any]:
-    """MLflow params of one run: ``model.<key>`` and ``train.<key>``, plus the aliases ``p``, ``d``, ``l``."""
+    """MLflow params of one run: ``model.<key>`` and ``train.<key>``, each setting under that one name."""
     params = {f"model.{key}": value for key, value in model_config.items()}
     params.update({f"train.{key}": value for key, value in train_config.items()})
-    params.update({alias: params[full] for alias, full in PARAM_ALIASES.items() if full in params})
     return params
 
 
@@ -114,41 +114,24 @@ def log_metrics(run_id: str, metrics: Mapping[str, float], step: int = 0, uri: s
         client(uri).log_batch(run_id, metrics=batch)
 
 
+def log_history(run_id: str, key: str, points: Iterable[tuple[int, float]], uri: str | None = None) -> None:
+    """Log ``(step, value)`` points as the history of one metric, in one batch (MLflow draws it as a curve)."""
+    stamp = _now_ms()
+    batch = [Metric(key, float(value), stamp, int(step)) for step, value in points]
+    for start in range(0, len(batch), 1000):  # the store accepts at most 1000 metrics per batch
+        client(uri).log_batch(run_id, metrics=batch[start : start + 1000])
+
+
 def epoch_logger(run_id: str, uri: str | None = None) -> Callable[[EpochReport], None]:
-    """A ``train_model`` callback logging each epoch's validation metrics, train loss and lr at ``step=epoch``."""
+    """A ``train_model`` callback logging each epoch's selection score, train loss and lr at ``step=epoch``."""
     tracker = client(uri)
 
     def log_epoch(report: EpochReport) -> None:
-        values = {key: report.metrics[key] for key in EPOCH_METRICS if key in report.metrics}
-        values.update(train_loss=report.train_loss, lr=report.lr, epoch_seconds=report.seconds)
         stamp = _now_ms()
-        tracker.log_batch(run_id, metrics=[Metric(key, float(v), stamp, report.epoch) for key, v in values.items()])
+        values = epoch_metrics(report)
+        tracker.log_batch(run_id, metrics=[Metric(key, v, stamp, report.epoch) for key, v in values.items()])
 
     return log_epoch
-
-
-def flat_metrics(metrics: Mapping[str, Any], prefix: str, per_class_prefix: str) -> dict[str, float]:
-    """Numbers of a metrics dict as ``<prefix><name>``; a ``per_class_f1`` mapping as ``<per_class_prefix><Class>``."""
-    flat: dict[str, float] = {}
-    for key, value in metrics.items():
-        if key == "per_class_f1":
-            flat.update({f"{per_class_prefix}{name}": float(score) for name, score in value.items()})
-        elif isinstance(value, int | float) and not isinstance(value, bool):
-            flat[f"{prefix}{key}"] = float(value)
-    return flat
-
-
-def log_final_metrics(run_id: str, metrics: Mapping[str, Any], uri: str | None = None) -> None:
-    """Log a run's final metrics under ``final_<name>``; a ``per_class_f1`` mapping becomes ``f1_<Class>``."""
-    log_metrics(run_id, flat_metrics(metrics, "final_", "f1_"), uri=uri)
-
-
-def log_validation_metrics(run_id: str, metrics: Mapping[str, Any], uri: str | None = None) -> None:
-    """Log the validation split's report of a chosen model as ``validation_<name>`` (per class: ``validation_f1_<C>``).
-
-    With selection on a holdout these scores played no part in choosing the model; they are what papers report.
-    """
-    log_metrics(run_id, flat_metrics(metrics, "validation_", "validation_f1_"), uri=uri)
 
 
 def start_run(
@@ -158,17 +141,23 @@ def start_run(
     tags: Mapping[str, Any] | None = None,
     parent_run_id: str | None = None,
     uri: str | None = None,
+    start_time: float | None = None,
 ) -> str:
-    """Create a run (a child of ``parent_run_id`` when given) and return its id; it stays open until finished."""
+    """Create a run (a child of ``parent_run_id`` when given) and return its id; it stays open until finished.
+
+    ``start_time`` (seconds since the epoch, default now) is when the run's work began, so that a run created once
+    its work is done (the final training) still shows that work's duration.
+    """
     all_tags = {key: str(value) for key, value in (tags or {}).items()}
     if parent_run_id:
         all_tags[MLFLOW_PARENT_RUN_ID] = parent_run_id
-    return client(uri).create_run(experiment_id, tags=all_tags, run_name=name).info.run_id
+    started = None if start_time is None else int(start_time * 1000)
+    return client(uri).create_run(experiment_id, start_time=started, tags=all_tags, run_name=name).info.run_id
 
 
-def finish_run(run_id: str, status: str = "FINISHED", uri: str | None = None) -> None:
-    """Close a run with ``status`` (``FINISHED``, ``FAILED`` or ``KILLED``)."""
-    client(uri).set_terminated(run_id, status=status)
+def finish_run(run_id: str, status: str = "FINISHED", uri: str | None = None, end_time: int | None = None) -> None:
+    """Close a run with ``status`` (``FINISHED``, ``FAILED`` or ``KILLED``), at ``end_time`` (ms; default now)."""
+    client(uri).set_terminated(run_id, status=status, end_time=end_time)
 
 
 def run_status(run_id: str, uri: str | None = None) -> str | None:
