@@ -12,7 +12,7 @@ SERVE_PORT ?= 3000
 # Stage commands (`python pipelines/...`) must find the project environment.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install repro test test-fast lint format docs mlflow-ui serve monitor clean
+.PHONY: install repro test test-fast lint format docs exp-show mlflow-ui serve monitor clean
 
 # torch==2.13.0 goes in first (the CPU build) so that nothing later pulls a CUDA build.
 $(STAMP): pyproject.toml
@@ -51,6 +51,13 @@ format: install
 docs: install
 	$(BIN)/python docs/generate_tables.py
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+# DVC's experiments table with only the searched params (tune.grid.*) and the headline scores (reports/metrics.json):
+# every other column is dropped (--drop matches whole column names).
+EXP_SCORES := macro_f1|macro_f1_lo|macro_f1_hi|accuracy|single_pass|robustness_auc|baseline|margin|margin_lo|margin_hi
+EXP_COLUMNS := Experiment|Created|tune\.grid\..*|$(EXP_SCORES)
+exp-show: install
+	$(BIN)/dvc exp show --drop '.*' --keep '$(EXP_COLUMNS)'
 
 # Prints the address that opens the experiment on its runs table (MLflow 3's UI otherwise opens the GenAI view).
 mlflow-ui: install
