@@ -41,6 +41,7 @@ from exprfusion.core.settings import dump
 from exprfusion.inference.feature_arrays import check_video_arrays, read_video_npz_source
 from exprfusion.inference.predict import predict_video
 from exprfusion.model.artifact import load_model
+from exprfusion.service.client_error_logs import install_client_error_filter
 from exprfusion.service.limits import (
     MAX_JSON_BYTES_ENV,
     MAX_REQUEST_BYTES_ENV,
@@ -55,6 +56,8 @@ from exprfusion.service.metrics import (
     post_routes,
     request_log_from_env,
 )
+from exprfusion.service.openapi_document import OpenAPIDocument
+from exprfusion.service.request_log_location import check_request_log_setting
 from exprfusion.service.schemas import (
     FeatureRows,
     FramesPerSecond,
@@ -80,6 +83,8 @@ class BentoArguments(BaseModel):
 ARGUMENTS = bentoml.use_arguments(BentoArguments)
 LIMITS = ServingLimits.from_env()
 VIDEO_LIMITS = VideoLimits.from_env()
+check_request_log_setting()
+install_client_error_filter()  # a 4xx is one log line: no traceback, no request content
 model_routes = FastAPI(title="exprfusion model description")
 
 
@@ -247,3 +252,5 @@ ExpressionService.add_asgi_middleware(
         "/predict_video": BodyRule(("application/octet-stream",), VIDEO_LIMITS.max_video_bytes, MAX_VIDEO_BYTES_ENV),
     },
 )
+# GET /docs.json: BentoML's document completed with each route's query options, body and statuses.
+ExpressionService.add_asgi_middleware(OpenAPIDocument, spec=lambda: ExpressionService.openapi_spec.asdict())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import socket
 from pathlib import Path
 
 import pytest
@@ -36,12 +37,14 @@ def test_the_service_reads_its_limits_and_logs_through_the_model(monkeypatch, tm
     monkeypatch.setenv("EXPRFUSION_DRIFT_WINDOW", "120")
     monkeypatch.setenv("EXPRFUSION_REQUEST_LOG", str(tmp_path / "requests.jsonl"))
     monkeypatch.setenv("EXPRFUSION_REQUEST_LOG_BACKUPS", "2")
+    monkeypatch.setenv("BENTOML_RUNNER_MAP", '{"exprfusion": "http://127.0.0.1:3123"}')
     limits = ServingLimits.from_env()
     assert (limits.max_request_bytes, limits.max_json_bytes) == (1000, 1000), "a JSON body is never above any body"
     assert VideoLimits.from_env().max_streams == 3
     assert MonitorSettings.from_env().drift_window == 120
-    log = request_log_from_env(0)
-    assert log is not None and log.path == tmp_path / "requests-w0.jsonl"
+    log = request_log_from_env(0, "exprfusion")
+    host = socket.gethostname().split(".")[0]
+    assert log is not None and log.path == tmp_path / f"requests-{host}-3123-exprfusion-w0.jsonl"
     log.close()
     monkeypatch.setenv("EXPRFUSION_REQUEST_LOG", "off")
     assert request_log_from_env(0) is None

@@ -39,7 +39,7 @@ class Served:
     url: str
     model_path: Path
     corpus: Path
-    request_log: Path  # EXPRFUSION_REQUEST_LOG (each worker writes <stem>-w<index>.jsonl)
+    request_log: Path  # EXPRFUSION_REQUEST_LOG (each worker writes <stem>-<host>-<port>-<service>-w<index>.jsonl)
     log: Path
 
     def log_tail(self, characters: int = 4000) -> str:

@@ -16,8 +16,8 @@ from typer.testing import CliRunner
 
 from exprfusion.cli import app
 from exprfusion.core.errors import InputError
-from exprfusion.monitoring.drift_report import drift_series, log_files, read_request_log, request_record
-from exprfusion.monitoring.request_log import RequestLog, worker_log_path
+from exprfusion.monitoring.drift_report import drift_series, request_record
+from exprfusion.monitoring.request_log import RequestLog, log_files, read_request_log
 
 REFERENCE = [0.5, 0.5, 0, 0, 0, 0, 0, 0]
 T0 = 1_764_460_800.0  # 2025-11-30 00:00:00 UTC
@@ -96,19 +96,48 @@ def test_cli_writes_an_html_report_with_three_plots(log, tmp_path):
     assert page.count("data:image/png;base64,") == 3
     assert "<td>1.0000</td>" in page and "<td>0.900</td>" in page  # bin 1: JS distance 1, 90 % without a face
     missing = CliRunner().invoke(app, ["drift-report", str(tmp_path / "none.jsonl"), "--out", str(out)])
-    assert missing.exit_code == 2 and "does not exist" in missing.output
+    assert missing.exit_code == 2 and "does not exist, nor any worker's none-*.jsonl beside it" in missing.output
+
+
+def test_the_configured_name_or_its_folder_reads_every_workers_file(tmp_path):
+    """Given ``logs/requests.jsonl`` (as configured; no such file) or ``logs/``, the report reads the workers' files of
+    two servers and their rotated files, and prints which files and how many records; other logs stay out."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    files = {
+        "requests-host-3000-exprfusion-w1.jsonl.1": 2,
+        "requests-host-3000-exprfusion-w1.jsonl": 1,
+        "requests-host-3000-exprfusion-w2.jsonl": 3,
+        "requests-host-3001-exprfusion-w1.jsonl": 4,
+    }
+    for number, (name, count) in enumerate(files.items()):
+        _write(logs / name, [_record(T0 + 10 * number + i, [1, 1, 0, 0, 0, 0, 0, 0], 0) for i in range(count)])
+    _write(tmp_path / "requests-elsewhere-w1.jsonl", [_record(T0, [5, 0, 0, 0, 0, 0, 0, 0], 0)])  # not in logs/
+    (logs / "notes.txt").write_text("not a log")
+    out = tmp_path / "report.html"
+    for given in (logs / "requests.jsonl", logs):
+        result = CliRunner().invoke(app, ["drift-report", str(given), "--out", str(out)])
+        assert result.exit_code == 0, result.output
+        printed = result.output.replace("\n", "")  # the console wraps long lines
+        for name, count in files.items():
+            assert f"read {count} records from {logs / name}" in printed
+        assert "(10 records from 4 files)" in printed
+        assert "20 frames" in out.read_text()  # 10 records of 2 frames: the file outside logs/ is not read
 
 
 def test_request_log_writes_rotates_and_never_raises(tmp_path):
-    path = worker_log_path(tmp_path / "logs" / "requests.jsonl", 2)
-    assert path.name == "requests-w2.jsonl"
+    path = tmp_path / "logs" / "requests-host-3000-exprfusion-w2.jsonl"
     writer = RequestLog(path, max_bytes=600, backups=2)
     labels, faces = np.array([0, 0, 3, 7]), np.array([True, False, True, True])
     for i in range(12):
         writer.write(request_record(labels, faces, np.ones(4, bool), "m/1", REFERENCE, when=T0 + i))
     writer.close()
-    records = read_request_log([path])
-    assert [file.name for file in log_files(path)] == ["requests-w2.jsonl.2", "requests-w2.jsonl.1", path.name]
+    records = read_request_log([path.parent / "requests.jsonl"])  # the configured name
+    assert [file.name for file in log_files(path.parent / "requests.jsonl")] == [
+        f"{path.name}.2",
+        f"{path.name}.1",
+        path.name,
+    ]
     assert 0 < len(records) < 12  # the oldest rotated out (two backups of at most 600 bytes)
     assert [record["time"] for record in records] == [T0 + i for i in range(12 - len(records), 12)]
     assert records[-1]["counts"] == [2, 0, 0, 1, 0, 0, 0, 1] and records[-1]["missing_face"] == 1

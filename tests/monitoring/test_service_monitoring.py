@@ -155,7 +155,7 @@ def test_metrics_of_two_workers_equal_the_requests(served):
     # The request log: one record per labelled request, per worker file; the same counts.
     deadline = time.monotonic() + 10
     while True:
-        files = sorted(served.request_log.parent.glob("requests-w*.jsonl"))
+        files = sorted(served.request_log.parent.glob("requests-*.jsonl"))
         records = read_request_log(files) if files else []
         if len(records) == len(videos) or time.monotonic() > deadline:
             break

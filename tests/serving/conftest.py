@@ -1,8 +1,9 @@
 """A real ``bentoml serve`` of the Bento the package stage builds, once per test module.
 
 The model is trained on the spot (a tiny corpus with a planted signal, two epochs of a 16-wide model), packaged by
-the real stage script (``pipelines/package.py``, run in a temporary working directory) into a temporary
-``BENTOML_HOME``, and served on a free loopback port with a small request-body limit.
+the real stage script (``pipelines/package.py``, run in a temporary project folder) into a temporary
+``BENTOML_HOME``, and served on a free loopback port with a small request-body limit, started in that project folder
+(so its request log goes to the project's ``logs/``, the default).
 """
 
 from __future__ import annotations
@@ -53,6 +54,9 @@ class Served:
     process: subprocess.Popen[bytes]
     log: Path
     package_commit: str  # the commit the package stage ran at (the model card's git_commit)
+    project: Path  # where the package stage ran and the server was started (models/package/, logs/)
+    env: dict[str, str] = field(default_factory=dict)  # the server's environment (BENTOML_HOME, limits)
+    tag: str = ""  # the Bento served
     registration: dict = field(default_factory=lambda: dict(REGISTRATION))  # what training registered
     initial_workers: set[int] = field(default_factory=set)
 
@@ -80,8 +84,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         "BENTOML_DO_NOT_TRACK": "True",
         "EXPRFUSION_MAX_REQUEST_BYTES": str(BODY_LIMIT),
     }
-    tag, commit = package_bento(root / "work", model_path, env, REGISTRATION)
-    server = bentoml_serve([tag], root / "server.log", env)
+    project = root / "work"
+    tag, commit = package_bento(project, model_path, env, REGISTRATION)
+    server = bentoml_serve([tag], root / "server.log", env, cwd=project)
     try:
         served = Served(
             url=server.url,
@@ -90,6 +95,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
             process=server.process,
             log=server.log,
             package_commit=commit,
+            project=project,
+            env=env,
+            tag=tag,
         )
         served.initial_workers = served.worker_pids()
         yield served

@@ -16,7 +16,11 @@ from exprfusion.monitoring.drift_report import write_drift_report
 @clean_errors
 def drift_report(
     logs: Annotated[
-        list[Path], typer.Argument(help="The service's request log(s) (rotated siblings .1, .2, ... are read too).")
+        list[Path],
+        typer.Argument(
+            help="The service's request log as configured (logs/requests.jsonl: every worker's requests-*.jsonl "
+            "beside it and the rotated .1, .2, ... are read too) or its folder."
+        ),
     ],
     out: Annotated[Path, typer.Option(help="The HTML report to write.")] = Path("reports/drift_report.html"),
     model: Annotated[
@@ -28,5 +32,8 @@ def drift_report(
     ] = None,
 ) -> None:
     """Turn the service's request log into an HTML drift report: class shares, drift and missing faces over time."""
-    path = write_drift_report(logs, out, model=model, bin_seconds=bin_seconds)
-    console.print(f"drift report: {path}")
+    read: dict[Path, int] = {}
+    path = write_drift_report(logs, out, model=model, bin_seconds=bin_seconds, read=read)
+    for file, records in read.items():
+        console.print(f"read {records} records from {file}")
+    console.print(f"drift report: {path} ({sum(read.values())} records from {len(read)} files)")

@@ -7,10 +7,10 @@ The service appends one JSON line per labelled request (:func:`request_record`):
 
 ``time`` is Unix seconds, ``counts`` the predicted frames per class (the order of
 :data:`exprfusion.core.labels.CLASS_NAMES`), ``reference`` the model's ``prediction_prior`` (null for an artefact
-trained
-before it was recorded). :func:`write_drift_report` reads a log and its rotated siblings (``requests.jsonl.1``, ...),
-groups the records into time bins, and writes one self-contained HTML page (PNG plots embedded as base64): class
-distribution over time, Jensen–Shannon distance and PSI against the reference, and missing-face / missing-audio rates.
+trained before it was recorded). :func:`write_drift_report` reads a log (every worker's file and the rotated ones,
+see :func:`exprfusion.monitoring.request_log.log_files`), groups the records into time bins, and writes one
+self-contained HTML page (PNG plots embedded as base64): class distribution over time, Jensen–Shannon distance and
+PSI against the reference, and missing-face / missing-audio rates.
 The figures are those of :mod:`exprfusion.monitoring.drift`, computed per bin.
 """
 
@@ -19,7 +19,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
 import math
 import time
 from collections.abc import Sequence
@@ -30,11 +29,11 @@ from typing import Any
 import numpy as np
 
 from exprfusion.core.atomic import atomic_path
-from exprfusion.core.errors import InputError, MissingInputError
+from exprfusion.core.errors import InputError
 from exprfusion.core.labels import CLASS_NAMES, NUM_CLASSES
 from exprfusion.monitoring.drift import class_distribution, js_distance, psi, reference_distribution
+from exprfusion.monitoring.request_log import read_request_log
 
-RECORD_KEYS = ("time", "model_version", "n_frames", "counts", "missing_face", "missing_audio", "reference")
 MAX_BINS = 48
 """Default number of time bins of a report (the bin width follows from the log's time span)."""
 
@@ -67,62 +66,6 @@ def request_record(
         "missing_audio": int((~np.asarray(audio_mask, dtype=bool)).sum()),
         "reference": None if reference is None else [float(share) for share in reference],
     }
-
-
-def log_files(path: str | Path) -> list[Path]:
-    """A log and its rotated siblings, oldest first (``log.3, log.2, log.1, log``); a folder: every ``*.jsonl`` in it.
-
-    Raises:
-        MissingInputError: nothing at ``path``.
-    """
-    path = Path(path)
-    if path.is_dir():
-        bases = sorted(path.glob("*.jsonl"))
-        return [file for base in bases for file in log_files(base)]
-    siblings = [p for p in path.parent.glob(f"{path.name}.*") if p.suffix[1:].isdigit()]
-    siblings.sort(key=lambda p: int(p.suffix[1:]), reverse=True)
-    files = siblings + ([path] if path.is_file() else [])
-    if not files:
-        raise MissingInputError(f"request log {path} does not exist (nor any rotated {path.name}.N)")
-    return files
-
-
-def read_request_log(paths: Sequence[str | Path]) -> list[dict[str, Any]]:
-    """Every record of the logs (and their rotated siblings), sorted by time.
-
-    Raises:
-        InputError: a line that is not a record (names the file and line).
-    """
-    records = []
-    for path in paths:
-        for file in log_files(path):
-            for number, line in enumerate(file.read_text(errors="replace").splitlines(), start=1):
-                if line.strip():
-                    records.append(_parse_record(line, f"{file}:{number}"))
-    records.sort(key=lambda record: record["time"])
-    return records
-
-
-def _parse_record(line: str, where: str) -> dict[str, Any]:
-    try:
-        record = json.loads(line)
-    except json.JSONDecodeError as error:
-        raise InputError(f"{where}: not a JSON record ({error.msg})") from None
-    if not isinstance(record, dict) or any(key not in record for key in RECORD_KEYS):
-        missing = [key for key in RECORD_KEYS if not isinstance(record, dict) or key not in record]
-        raise InputError(f"{where}: record lacks {missing}")
-    counts = record["counts"]
-    if (
-        not isinstance(counts, list)
-        or len(counts) != NUM_CLASSES
-        or any(not isinstance(c, int) or c < 0 for c in counts)
-    ):
-        raise InputError(f"{where}: 'counts' must be {NUM_CLASSES} non-negative whole numbers, got {counts!r}")
-    if sum(counts) != record["n_frames"]:
-        raise InputError(f"{where}: 'counts' sum to {sum(counts)}, 'n_frames' is {record['n_frames']}")
-    if record["reference"] is not None:
-        record["reference"] = reference_distribution(record["reference"]).tolist()
-    return record
 
 
 @dataclass(frozen=True)
@@ -307,18 +250,23 @@ def model_reference(model: str | Path) -> np.ndarray:
 
 
 def write_drift_report(
-    logs: Sequence[str | Path], out: str | Path, model: str | Path | None = None, bin_seconds: float | None = None
+    logs: Sequence[str | Path],
+    out: str | Path,
+    model: str | Path | None = None,
+    bin_seconds: float | None = None,
+    read: dict[Path, int] | None = None,
 ) -> Path:
-    """Read request logs (with their rotated siblings) and write the HTML drift report to ``out``.
+    """Read request logs (every worker's file, with the rotated ones) and write the HTML drift report to ``out``.
 
     Args:
-        logs: log files or folders of logs (see :func:`log_files`).
+        logs: the configured log names or folders of logs (see :func:`exprfusion.monitoring.request_log.log_files`).
         out: the HTML file to write.
         model: a model artefact whose ``prediction_prior`` is the reference (default: the records' own).
         bin_seconds: time-bin width (default: see :func:`drift_series`).
+        read: if given, gets the number of records read from each file.
     """
     reference = None if model is None else model_reference(model)
-    series = drift_series(read_request_log(logs), reference, bin_seconds)
+    series = drift_series(read_request_log(logs, read), reference, bin_seconds)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out) as partial:

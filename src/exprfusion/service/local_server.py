@@ -44,13 +44,17 @@ def executable(name: str) -> str:
     return str(beside) if beside.exists() else (shutil.which(name) or name)
 
 
-def start_process(command: Sequence[str], log: Path, env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
-    """Start ``command`` in its own session (so :func:`stop_process` reaches its children), output going to ``log``."""
+def start_process(
+    command: Sequence[str], log: Path, env: Mapping[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """Start ``command`` (in ``cwd``, default this process's working directory) in its own session (so
+    :func:`stop_process` reaches its children), output going to ``log``."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("wb") as sink:
         return subprocess.Popen(
             list(command),
             env=dict(env) if env is not None else None,
+            cwd=cwd,
             stdout=sink,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -130,12 +134,14 @@ def serve(
     ready_path: str,
     env: Mapping[str, str] | None = None,
     timeout: float = 120.0,
+    cwd: Path | None = None,
 ) -> LocalServer:
-    """Start ``command`` (which must listen on ``127.0.0.1:port``) and wait until ``ready_path`` answers 200.
+    """Start ``command`` (which must listen on ``127.0.0.1:port``) in ``cwd`` and wait until ``ready_path`` answers
+    200.
 
     On failure (the process exits, or ``timeout`` passes) the process group is stopped and RuntimeError raised.
     """
-    process = start_process(command, log, env)
+    process = start_process(command, log, env, cwd)
     url = f"http://{LOOPBACK}:{port}"
     try:
         wait_until_ready(f"{url}{ready_path}", process, log, timeout)
@@ -146,13 +152,18 @@ def serve(
 
 
 def bentoml_serve(
-    arguments: Sequence[str], log: Path, env: Mapping[str, str] | None = None, timeout: float = 180.0
+    arguments: Sequence[str],
+    log: Path,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 180.0,
+    cwd: Path | None = None,
 ) -> LocalServer:
     """``bentoml serve <arguments>`` (a Bento tag, or a service import path and its options) on a free loopback
-    port, ready once ``/readyz`` answers. ``env`` carries ``BENTOML_HOME`` and the service's settings."""
+    port, started in ``cwd``, ready once ``/readyz`` answers. ``env`` carries ``BENTOML_HOME`` and the service's
+    settings."""
     port = free_port()
     command = [executable("bentoml"), "serve", *arguments, "--host", LOOPBACK, "--port", str(port)]
-    return serve(command, port, log, "/readyz", env, timeout)
+    return serve(command, port, log, "/readyz", env, timeout, cwd)
 
 
 def mlflow_server(

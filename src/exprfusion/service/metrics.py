@@ -22,6 +22,7 @@ gauges (``GET /model`` says so).
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 import time
@@ -36,8 +37,9 @@ from exprfusion.core.environment import Environment, environment, variable
 from exprfusion.core.labels import CLASS_NAMES
 from exprfusion.monitoring.drift import PredictionWindow, reference_distribution
 from exprfusion.monitoring.drift_report import request_record
-from exprfusion.monitoring.request_log import RequestLog, worker_log_path
+from exprfusion.monitoring.request_log import RequestLog
 from exprfusion.service.limits import Message, Receive, Send
+from exprfusion.service.request_log_location import request_log_path
 
 DRIFT_WINDOW_ENV = variable("drift_window")
 REQUEST_LOG_ENV = variable("request_log")
@@ -182,11 +184,12 @@ class MonitorSettings:
         return cls(drift_window=environment().drift_window)
 
 
-def request_log_from_env(worker_index: int | None) -> RequestLog | None:
-    """The request log the environment asks for; None when ``EXPRFUSION_REQUEST_LOG`` is ``off``.
+def request_log_from_env(worker_index: int | None, service: str | None = None) -> RequestLog | None:
+    """This worker's request log, as the environment asks for it; None when ``EXPRFUSION_REQUEST_LOG`` is ``off``.
 
-    ``EXPRFUSION_REQUEST_LOG`` names the log (default ``logs/requests.jsonl`` under the working directory); each
-    worker writes ``<stem>-w<worker index><suffix>``. ``EXPRFUSION_REQUEST_LOG_BYTES`` (default 10 MB) is the size
+    ``EXPRFUSION_REQUEST_LOG`` names the log (default ``logs/requests.jsonl``, under the directory the server was
+    started in); each worker of each server writes its own file beside it (where, and under which name:
+    :mod:`exprfusion.service.request_log_location`). ``EXPRFUSION_REQUEST_LOG_BYTES`` (default 10 MB) is the size
     at which a file is rotated (``.1``, ``.2``, ...), ``EXPRFUSION_REQUEST_LOG_BACKUPS`` (default 5) how many
     rotated files stay.
     """
@@ -194,9 +197,10 @@ def request_log_from_env(worker_index: int | None) -> RequestLog | None:
     setting = env.request_log.strip()
     if setting.lower() == "off":
         return None
-    return RequestLog(
-        worker_log_path(setting, worker_index), max_bytes=env.request_log_bytes, backups=env.request_log_backups
-    )
+    service = service or bentoml.server_context.service_name
+    path = request_log_path(setting, service, worker_index)
+    logging.getLogger("bentoml").info("request log of this worker: %s", path)  # BentoML prints this logger's lines
+    return RequestLog(path, max_bytes=env.request_log_bytes, backups=env.request_log_backups)
 
 
 class PredictionMonitor:
