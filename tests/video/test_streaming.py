@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 import torch
 
+from exprfusion.core.devices import cpu_has_native_bf16
+from exprfusion.inference import window_logits as window_logits_module
 from exprfusion.inference.predict import predict_video
 from exprfusion.inference.streaming import StreamingPredictor, delay_frames
 from exprfusion.model.artifact import InferenceSettings
@@ -96,3 +98,62 @@ def test_a_per_video_normalised_model_labels_the_whole_stream_at_close_as_offlin
     assert set(counts) == {0}
     assert StreamingPredictor(model, INFERENCE).delay is None
     np.testing.assert_array_equal(tail, predict_video(model, INFERENCE, **video)[0])
+
+
+# Real feature widths (BEiT-large, WavLM-large) and the pipeline's window: at these shapes the bf16 kernels of a CPU
+# with AMX round a window's products differently in a pass of 2 windows than in one of 64.
+WIDE = {"visual_dim": 1024, "audio_dim": 1024}
+WIDE_INFERENCE = InferenceSettings(window=32, stride=16, median_kernel=5)
+
+
+@pytest.fixture(scope="module")
+def wide_model() -> FusionTransformer:
+    torch.manual_seed(3)
+    return FusionTransformer(FusionConfig(**WIDE, d_model=128, n_heads=4, normalisation="robust")).eval()
+
+
+def wide_video(n: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(7)
+    return {
+        "visual": rng.normal(size=(n, 1024)).astype(np.float16),  # float16, as a corpus stores them
+        "audio": rng.normal(size=(n, 1024)).astype(np.float16),
+        "face_mask": rng.random(n) > 0.1,
+        "audio_mask": np.ones(n, bool),
+    }
+
+
+bf16_cpu = pytest.mark.skipif(not cpu_has_native_bf16(), reason="this CPU has no native bf16 (AVX-512 BF16 or AMX)")
+
+
+def bf16_stream(model: FusionTransformer, video: dict[str, np.ndarray], chunk: int) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and probabilities of ``video`` streamed in chunks with bf16 autocast; checks some came before close."""
+    predictor = StreamingPredictor(model, WIDE_INFERENCE, precision="bf16")
+    n = video["visual"].shape[0]
+    updates = [
+        predictor.append(**{key: value[first : first + chunk] for key, value in video.items()})
+        for first in range(0, n, chunk)
+    ]
+    assert sum(update.labels.size for update in updates) > 0  # some labels were final before the end
+    updates.append(predictor.close())
+    return np.concatenate([u.labels for u in updates]), np.concatenate([u.probabilities for u in updates])
+
+
+@bf16_cpu
+@pytest.mark.parametrize("chunk", [1, 7, 8])
+def test_streaming_equals_offline_with_bf16_forced_on(wide_model, chunk):
+    video = wide_video(150)
+    labels, probabilities = predict_video(wide_model, WIDE_INFERENCE, **video, precision="bf16")
+    streamed_labels, streamed_probabilities = bf16_stream(wide_model, video, chunk)
+    np.testing.assert_array_equal(streamed_labels, labels)
+    np.testing.assert_array_equal(streamed_probabilities, probabilities)
+
+
+@bf16_cpu
+def test_without_one_pass_shape_bf16_streaming_drifts_from_offline(wide_model, monkeypatch):
+    """Control: passes of the size the work happens to have (no filling up) make the streamed bf16 probabilities
+    differ from offline, so the equality above depends on every pass having one shape."""
+    monkeypatch.setattr(window_logits_module, "filled_pass", lambda ids, size: ids)
+    video = wide_video(150)
+    _, probabilities = predict_video(wide_model, WIDE_INFERENCE, **video, precision="bf16")
+    differs = [not np.array_equal(bf16_stream(wide_model, video, chunk)[1], probabilities) for chunk in (1, 7)]
+    assert any(differs)

@@ -44,6 +44,7 @@ def predict_video(
     face_mask: np.ndarray | Tensor,
     audio_mask: np.ndarray | Tensor,
     batch_size: int = INFERENCE_BATCH_SIZE,
+    precision: str = "auto",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Label every frame of one video: overlapping windows, logit soft voting, argmax, median filter.
 
@@ -55,6 +56,7 @@ def predict_video(
         face_mask: bool ``[n]``, True where a face was found.
         audio_mask: bool ``[n]``, True where audio is present.
         batch_size: windows per forward pass.
+        precision: autocast of the forward passes (``auto``, ``fp32`` or ``bf16``).
 
     Returns:
         ``(labels, probabilities)``: int64 ``[n]`` classes and float32 ``[n, 8]`` softmax of the voted logits
@@ -63,7 +65,7 @@ def predict_video(
     frames = VideoFrames.from_arrays(visual, audio, face_mask, audio_mask)
     check_feature_widths(model.config, int(frames.visual.shape[1]), int(frames.audio.shape[1]), "video")
     index = frames.window_index(inference.window, inference.stride)
-    prediction = predict_frames(model, frames, index, inference.median_kernel, batch_size)
+    prediction = predict_frames(model, frames, index, inference.median_kernel, batch_size, precision)
     return prediction.labels, softmax(prediction.frame_logits).astype(np.float32)
 
 

@@ -16,7 +16,9 @@ the newest frame by at most ``window + median_kernel // 2`` frames (the defaults
 30 fps), plus the time to compute it. :meth:`StreamingPredictor.close` releases the rest: the last
 ``window + median_kernel // 2`` frames, computed with the end-aligned window exactly as offline. The difference to
 offline is therefore one of timing only: those last frames are held back until the stream ends, because their
-windows depend on where it ends.
+windows depend on where it ends. The equality holds in every precision (bf16 autocast included): every forward pass
+holds the same number of windows (:func:`~exprfusion.inference.window_logits.window_logits` fills up a short one),
+so a window's logits do not depend on which windows share its pass.
 
 Per-video normalisation (``normalisation="video"``) subtracts the whole video's mean, which a stream does not know
 until it ends: such a model's stream releases nothing before :meth:`StreamingPredictor.close`, which labels the whole
@@ -70,13 +72,19 @@ class StreamingPredictor:
     Args:
         model: a trained model (with per-video normalisation, every label comes at :meth:`close`).
         inference: window, stride and median kernel (from the artefact).
-        batch_size: windows per forward pass.
+        batch_size: windows per forward pass; offline must use the same for equal labels (the default is offline's).
+        precision: autocast of the forward passes (``auto``, ``fp32`` or ``bf16``), as offline's.
     """
 
     def __init__(
-        self, model: FusionTransformer, inference: InferenceSettings, batch_size: int = INFERENCE_BATCH_SIZE
+        self,
+        model: FusionTransformer,
+        inference: InferenceSettings,
+        batch_size: int = INFERENCE_BATCH_SIZE,
+        precision: str = "auto",
     ) -> None:
         self.model = model
+        self.precision = precision
         self.whole_video = holds_until_close(model)
         self.inference = inference
         self.batch_size = batch_size
@@ -186,7 +194,7 @@ class StreamingPredictor:
         assert buffer is not None
         streams = VideoFrames.from_arrays(buffer["visual"], buffer["audio"], buffer["face_mask"], buffer["audio_mask"])
         with torch.inference_mode():
-            logits = window_logits(self.model, streams, index, self.batch_size).astype(np.float64)
+            logits = window_logits(self.model, streams, index, self.batch_size, self.precision).astype(np.float64)
         # The offline vote sums every window of a frame in start order, in float64: done here in the same order.
         for number, start in enumerate(starts.tolist()):
             for position in np.flatnonzero(valid[number]).tolist():

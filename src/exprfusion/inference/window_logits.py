@@ -25,7 +25,8 @@ from exprfusion.model.fusion_transformer import FusionTransformer
 # Windows per forward pass at inference: large enough to keep the model busy, small enough for any GPU or CPU.
 INFERENCE_BATCH_SIZE = 64
 # Frames whose per-frame stage is computed at once: an hour-long video never holds its standardised features whole.
-FRAME_CHUNK = 4096
+# Every chunk has this many rows (a short one is filled up), so its products have one shape (see window_logits).
+FRAME_CHUNK = 512
 
 
 class FrameStreams(Protocol):
@@ -118,6 +119,12 @@ def _model_view(model: FusionTransformer, frames: FrameStreams, index: WindowInd
     return VideoFrames(visual=visual, audio=audio, face_mask=frames.face_mask, audio_mask=frames.audio_mask)
 
 
+def filled_pass(ids: np.ndarray, size: int) -> np.ndarray:
+    """``ids`` filled up to ``size`` with copies of the last: every pass of the model has one shape (the copies'
+    results are dropped; see :func:`window_logits`)."""
+    return np.concatenate([ids, np.full(size - ids.size, ids[-1], dtype=ids.dtype)])
+
+
 @torch.no_grad()
 def frame_stage_rows(
     model: FusionTransformer, frames: FrameStreams, device: torch.device, precision: str = "auto"
@@ -132,10 +139,11 @@ def frame_stage_rows(
     n_frames = int(frames.visual.shape[0])
     parts: list[dict[str, Tensor]] = []
     for start in range(0, n_frames, FRAME_CHUNK):
-        rows = slice(start, start + FRAME_CHUNK)
+        rows = torch.from_numpy(filled_pass(np.arange(start, min(start + FRAME_CHUNK, n_frames)), FRAME_CHUNK))
         inputs = (frames.visual[rows], frames.audio[rows], frames.face_mask[rows], frames.audio_mask[rows])
         with autocast_for(device, precision):
-            parts.append(model.frame_stage(*(tensor.to(device) for tensor in inputs)))
+            outputs = model.frame_stage(*(tensor.to(device) for tensor in inputs))
+        parts.append({name: values[: n_frames - start] for name, values in outputs.items()})
     stacked = parts[0] if len(parts) == 1 else {name: torch.cat([part[name] for part in parts]) for name in parts[0]}
     nothing = torch.zeros(1, dtype=torch.bool, device=device)
     blank = [
@@ -163,6 +171,13 @@ def window_logits(
 
     ``precision`` is the autocast of the forward passes (:func:`~exprfusion.core.devices.autocast_for`): ``auto``
     (bf16 where the device computes it natively), ``fp32`` or ``bf16``.
+
+    Every pass has one shape: :data:`FRAME_CHUNK` frames through the per-frame stage, ``batch_size`` windows through
+    the rest (a shorter last pass is filled up with copies of its last window, whose logits are dropped). A matrix
+    product's kernel, and so its rounding, depends on the product's shape: on a CPU with AMX the bf16 logits of a
+    window differ in the last bits between a pass of 2 windows and one of 64. With one shape for every pass, a
+    frame's or a window's result does not depend on which others share its pass, so a stream that computes its
+    windows a few at a time gets the offline logits bit for bit, in every precision.
     """
     device = next(model.parameters()).device
     was_training = model.training
@@ -174,7 +189,8 @@ def window_logits(
     face_mask, audio_mask = frames.face_mask.to(device), frames.audio_mask.to(device)
     outputs = []
     for batch_ids in window_batches(index.n_windows, batch_size):
-        ids = torch.from_numpy(batch_ids).to(device)
+        real = batch_ids.size
+        ids = torch.from_numpy(filled_pass(batch_ids, batch_size)).to(device)
         batch_rows, batch_valid = rows[ids], valid[ids]
         windows = {
             name: torch.where(batch_valid[..., None], values[batch_rows], padding[name])
@@ -183,7 +199,7 @@ def window_logits(
         masks = (face_mask[batch_rows] & batch_valid, audio_mask[batch_rows] & batch_valid)
         with autocast_for(device, precision):
             logits = model.window_stage(windows, *masks)
-        outputs.append(logits.float().cpu().numpy())
+        outputs.append(logits[:real].float().cpu().numpy())
     model.train(was_training)
     return np.concatenate(outputs)
 
