@@ -9,6 +9,7 @@ export MLFLOW_TRACKING_URI
 BENTOML_DO_NOT_TRACK ?= True
 export BENTOML_DO_NOT_TRACK
 SERVE_PORT ?= 3000
+WORKERS ?= $(or $(EXPRFUSION_WORKERS),1)
 # Stage commands (`python pipelines/...`) must find the project environment.
 export PATH := $(abspath $(BIN)):$(PATH)
 
@@ -65,8 +66,11 @@ mlflow-ui: install
 	$(BIN)/mlflow ui --backend-store-uri $(MLFLOW_TRACKING_URI) --port 5000
 
 # Serves the Bento the package stage built (models/package/bento.json), rebuilt first if this store lacks it.
+# WORKERS prediction workers (default 1, or EXPRFUSION_WORKERS), the cores shared out among them; streaming sessions
+# live in one streaming worker beside them (docs/serving.md, "Workers").
 serve: install
-	tag=$$($(BIN)/python serving/bento_tag.py) && $(BIN)/bentoml serve "$$tag" --host 127.0.0.1 --port $(SERVE_PORT)
+	tag=$$($(BIN)/python serving/bento_tag.py) && EXPRFUSION_WORKERS=$(WORKERS) \
+		$(BIN)/bentoml serve "$$tag" --host 127.0.0.1 --port $(SERVE_PORT)
 
 # Prometheus with the shipped rules, scraping `make serve` (127.0.0.1:3000); UI and API on 127.0.0.1:9090.
 monitor: install

@@ -50,12 +50,19 @@ MIX: tuple[tuple[str, int], ...] = (
 
 @contextlib.contextmanager
 def local_service(model: Path, workdir: Path, extra_env: dict[str, str] | None = None) -> Iterator[str]:
-    """Package ``model``, build its Bento in ``workdir/bentoml`` and serve it on a free loopback port; yield the URL.
+    """Package ``model``, build its Bento in ``workdir/bentoml`` and serve it on a free loopback port (its request
+    log in ``workdir/logs``); yield the URL.
 
     The build runs in a child process, so this process never fixes BentoML's home; the server
     (:func:`exprfusion.service.local_server.bentoml_serve`) is stopped on exit.
     """
-    env = {**os.environ, "BENTOML_HOME": str(workdir / "bentoml"), "BENTOML_DO_NOT_TRACK": "True", **(extra_env or {})}
+    env = {
+        **os.environ,
+        "BENTOML_HOME": str(workdir / "bentoml"),
+        "BENTOML_DO_NOT_TRACK": "True",
+        "EXPRFUSION_REQUEST_LOG": str(workdir / "logs" / "requests.jsonl"),  # not the checkout's logs/
+        **(extra_env or {}),
+    }
     build = (
         "import sys; from pathlib import Path; from exprfusion.tracking.packaging import package_model, build_bento; "
         "package_model(sys.argv[1], sys.argv[2], metrics={}, smoke_frames=64); "

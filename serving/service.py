@@ -20,27 +20,27 @@ video also appends one record to the request log that ``exprfusion drift-report`
 
 from __future__ import annotations
 
-import os
+import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated
 
 import bentoml
 import numpy as np
 import torch
+from bentoml.exceptions import BentoMLException
 from bentoml.validators import ContentType
 from fastapi import FastAPI, Request
-from pydantic import BaseModel, Field, Strict, ValidationError
-from starlette.concurrency import run_in_threadpool
+from pydantic import Field, Strict, ValidationError
 from starlette.responses import JSONResponse
 
-from exprfusion.core.environment import environment
 from exprfusion.core.errors import InputError
 from exprfusion.core.settings import dump
 from exprfusion.inference.feature_arrays import check_video_arrays, read_video_npz_source
 from exprfusion.inference.predict import predict_video
 from exprfusion.model.artifact import load_model
+from exprfusion.service.build_info import library_folder, served_commit
 from exprfusion.service.client_error_logs import install_client_error_filter
 from exprfusion.service.limits import (
     MAX_JSON_BYTES_ENV,
@@ -70,22 +70,28 @@ from exprfusion.service.schemas import (
     model_version,
     prediction_response,
 )
+from exprfusion.service.stream_api import StreamAnswer
 from exprfusion.service.video_api import MAX_VIDEO_BYTES_ENV, VideoEndpoints, VideoLimits, VideoPredictResponse
-from exprfusion.tracking.packaging import BENTO_MODEL_NAME, CARD_FILE, read_card
+from exprfusion.service.workers import prediction_workers, torch_threads
+from exprfusion.tracking.packaging import CARD_FILE, read_card
+from serving.streaming import ARGUMENTS, StreamingService
 
-
-class BentoArguments(BaseModel):
-    """What ``bentoml build --arg`` bakes into a Bento: the exact model to serve (default: the store's latest)."""
-
-    model_tag: str = f"{BENTO_MODEL_NAME}:latest"
-
-
-ARGUMENTS = bentoml.use_arguments(BentoArguments)
 LIMITS = ServingLimits.from_env()
 VIDEO_LIMITS = VideoLimits.from_env()
 check_request_log_setting()
 install_client_error_filter()  # a 4xx is one log line: no traceback, no request content
 model_routes = FastAPI(title="exprfusion model description")
+
+
+async def _streamed(call: Awaitable[StreamAnswer]) -> JSONResponse:
+    """The streaming service's answer as the client's: its status and body, or 503 when it cannot be reached."""
+    try:
+        answer = await call
+    except BentoMLException as error:
+        message = f"the streaming service did not answer ({type(error).__name__}); retry, or open a new session"
+        return JSONResponse({"error": message}, status_code=503)
+    body = answer.answer if answer.status == 200 else {"error": answer.answer}
+    return JSONResponse(body, status_code=answer.status)
 
 
 def _error(ctx: bentoml.Context, status: int, message: str) -> JSONResponse:
@@ -94,22 +100,23 @@ def _error(ctx: bentoml.Context, status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
-@bentoml.service(name="exprfusion", traffic={"timeout": 600})
+@bentoml.service(name="exprfusion", workers=prediction_workers(), traffic={"timeout": 600})
 @bentoml.asgi_app(model_routes)
 class ExpressionService:
     """Frame-level expression labels from the packaged fusion model."""
 
     stored_model = bentoml.models.BentoModel(ARGUMENTS.model_tag)
+    streams = bentoml.depends(StreamingService)  # every streaming session, in one worker (serving/streaming.py)
 
     def __init__(self) -> None:
-        # BentoML limits a CPU worker's BLAS/OpenMP threads to 1 unless the service declares CPUs; one video's windows
-        # are one batched forward pass, which uses every core it is given (EXPRFUSION_TORCH_THREADS, default: all).
-        torch.set_num_threads(environment().torch_threads or os.cpu_count() or 1)
+        torch.set_num_threads(torch_threads())  # the cores shared out among the workers (exprfusion.service.workers)
         folder = Path(self.stored_model.path)
         card = dump(read_card(folder / CARD_FILE))
         self.model, self.inference, metadata = load_model(folder / card["file"])
         self.version = model_version(card)
-        self.description = describe_model(card, metadata, str(self.stored_model.tag))
+        code_commit = served_commit(Path(__file__).resolve().parent)
+        self.description = describe_model(card, metadata, str(self.stored_model.tag), code_commit)
+        logging.getLogger("bentoml").info("exprfusion %s from %s", code_commit, library_folder())
         request_log = request_log_from_env(bentoml.server_context.worker_index)
         prior = metadata.get("prediction_prior")
         self.monitor = PredictionMonitor(self.version, prior, MonitorSettings.from_env(), request_log)
@@ -216,21 +223,18 @@ class ExpressionService:
     @model_routes.post("/stream/open")
     async def stream_open(self, request: Request) -> JSONResponse:
         """Open a streaming session (query `fps` optional): its id, window, stride, median kernel and delay."""
-        status, answer = self.video.open_stream(dict(request.query_params))
-        return JSONResponse(answer if status == 200 else {"error": answer}, status_code=status)
+        return await _streamed(self.streams.to_async.open_session(query=dict(request.query_params)))
 
     @model_routes.post("/stream/{session}/append")
     async def stream_append(self, session: str, request: Request) -> JSONResponse:
         """Append the next chunk of frame features (an .npz body); answer the labels that became final."""
         body = await request.body()
-        status, answer = await run_in_threadpool(self.video.append, session, body)
-        return JSONResponse(answer if status == 200 else {"error": answer}, status_code=status)
+        return await _streamed(self.streams.to_async.append_chunk(session=session, chunk=body))
 
     @model_routes.post("/stream/{session}/close")
     async def stream_close(self, session: str) -> JSONResponse:
         """Close a streaming session; answer the labels of its last frames."""
-        status, answer = await run_in_threadpool(self.video.close, session)
-        return JSONResponse(answer if status == 200 else {"error": answer}, status_code=status)
+        return await _streamed(self.streams.to_async.close_session(session=session))
 
     @model_routes.get("/model")
     def model_description(self) -> ModelDescription:

@@ -47,7 +47,9 @@ class Environment(BaseSettings):
     request_log: str = "logs/requests.jsonl"
     request_log_bytes: Positive = 10_000_000
     request_log_backups: Positive = 5
-    # Torch threads of a service worker (unset: every core).
+    # Prediction workers of the service (``make serve WORKERS=N``; streaming sessions live in one streaming worker
+    # beside them, exprfusion.service.stream_api), and the torch threads of each (unset: the cores shared out).
+    workers: Positive = 1
     torch_threads: Positive | None = None
     # A test hook of the search (exprfusion.search.trial): "<trial number>:<seconds>[,...]" makes the trials so
     # numbered wait that long before each report to the scheduler; empty, nothing waits.

@@ -74,7 +74,10 @@ class ModelDescription(BaseModel):
     validation_macro_f1: float | None
     metrics: dict[str, Any]
     corpus_hash: str | None
-    git_commit: str | None
+    git_commit: str | None = Field(description="the commit the package stage ran at (the model card's)")
+    code_commit: str | None = Field(
+        None, description="the commit the served code was built from: the Bento's build (or a checkout's HEAD)"
+    )
     drift_reference: list[float] | None = Field(
         None,
         description="the model's prediction_prior, the drift reference exported at /metrics; None: the artefact "
@@ -99,7 +102,9 @@ def model_version(card: dict[str, Any]) -> str:
     return f"sha256:{card['sha256'][:12]}"
 
 
-def describe_model(card: dict[str, Any], metadata: dict[str, Any], store_tag: str) -> ModelDescription:
+def describe_model(
+    card: dict[str, Any], metadata: dict[str, Any], store_tag: str, code_commit: str | None = None
+) -> ModelDescription:
     """The ``GET /model`` answer from the package's card and the artefact's own metadata."""
     registry = card.get("registry") or {}
     metrics = card.get("metrics") or {}
@@ -125,6 +130,7 @@ def describe_model(card: dict[str, Any], metadata: dict[str, Any], store_tag: st
         metrics=metrics,
         corpus_hash=metadata.get("corpus_hash") or (card.get("training") or {}).get("corpus_hash"),
         git_commit=card.get("git_commit"),
+        code_commit=code_commit,
         drift_reference=metadata.get("prediction_prior") or None,
     )
 

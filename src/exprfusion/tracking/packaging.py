@@ -33,6 +33,7 @@ from exprfusion.core.labels import CLASS_NAMES
 from exprfusion.core.settings import dump, settings, validate
 from exprfusion.inference.predict import predict_video
 from exprfusion.model.artifact import ARTIFACT_FORMAT, load_model
+from exprfusion.service.build_info import write_build_record
 
 CARD_METRICS: tuple[str, ...] = ("split", "accuracy", "macro_f1", "macro_f1_voting", "macro_f1_frame", "robustness_auc")
 CARD_FILE = "model_card.json"
@@ -189,7 +190,7 @@ def _stage_build_context(bentofile: Path, source_root: Path, stage: Path) -> Pat
 
     BentoML walks every file of the build context to match the patterns, a project's ``.venv`` (60 000 files) and
     data included; a context holding only the top-level entries the patterns start from builds in a fraction of the
-    time. Returns the staged bentofile.
+    time. ``serving/build.json`` records the commit checked out in ``source_root``. Returns the staged bentofile.
     """
     config = yaml.safe_load(bentofile.read_text()) or {}
     tops = {str(pattern).lstrip("/").split("/", 1)[0] for pattern in config.get("include") or []}
@@ -199,6 +200,8 @@ def _stage_build_context(bentofile: Path, source_root: Path, stage: Path) -> Pat
                 shutil.copytree(entry, stage / entry.name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
             elif entry.is_file():
                 shutil.copy2(entry, stage / entry.name)
+    if (stage / "serving").is_dir():  # the commit the Bento is built from, for GET /model
+        write_build_record(stage / "serving", source_root)
     staged = stage / f".{bentofile.name}"
     shutil.copy2(bentofile, staged)
     return staged
