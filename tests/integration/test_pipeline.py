@@ -32,7 +32,7 @@ pytestmark = pytest.mark.integration
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 STAGES = ("corpus", "validate", "tune", "train", "evaluate", "package")
-GRID = {"modality_dropout": [0.0, 0.2], "d_model": [16], "n_layers": [1]}
+GRID = {"modality_dropout": [0.0, 0.2], "d_model": [16], "n_layers": [1], "window_readout": None}  # two points
 TINY_TRAIN = {
     "epochs": 2,
     "batch_size": 8,
