@@ -12,7 +12,7 @@ README = ROOT / "README.md"
 DOCS = [README, *sorted((ROOT / "docs").glob("*.md"))]
 MAX_README_LINES = 200
 # Names in the `exprfusion.` namespace that are not modules: entry-point groups, with the file that declares each.
-ENTRY_POINT_GROUPS = {"exprfusion.face_detectors": SRC / "exprfusion" / "video" / "faces.py"}
+ENTRY_POINT_GROUPS = {"exprfusion.face_detectors": SRC / "exprfusion" / "sources" / "extract" / "faces.py"}
 DOTTED = re.compile(r"(?<![\w/.-])exprfusion(?:\.[A-Za-z_]\w*)+")
 REPO_PATH = re.compile(r"(?<![\w/.-])(?:src|tests)/[\w/.-]*[\w/]")
 

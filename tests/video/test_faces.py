@@ -7,7 +7,7 @@ import pytest
 from video.video_factories import FACE_AT, FACE_SIZE, face_frame
 
 from exprfusion.core.errors import InputError
-from exprfusion.video.faces import FaceBox, HaarFaceDetector, crop_face, crop_square, load_detector
+from exprfusion.sources.extract.faces import FaceBox, HaarFaceDetector, crop_face, crop_square, load_detector
 
 
 def test_haar_finds_the_drawn_face_and_nothing_on_the_background():
@@ -30,7 +30,7 @@ def test_crop_is_a_square_around_the_box_resized_to_112_with_black_outside():
 
 
 def test_detectors_load_by_import_path_and_unknown_names_are_refused():
-    assert isinstance(load_detector("exprfusion.video.faces:HaarFaceDetector"), HaarFaceDetector)
+    assert isinstance(load_detector("exprfusion.sources.extract.faces:HaarFaceDetector"), HaarFaceDetector)
     with pytest.raises(InputError, match="unknown face detector 'retina'"):
         load_detector("retina")
     with pytest.raises(InputError, match="cannot be imported"):

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import av
 import numpy as np
 import pandas as pd
 import pytest
-from video.video_factories import BLANK_FRAMES, FPS, FRAME_SIZE, N_FRAMES, save_tiny_artefact
+from video.video_factories import BLANK_FRAMES, FPS, FRAME_SIZE, N_FRAMES, save_tiny_artefact, write_truncated_video
 
 from exprfusion.core.errors import InputError, MissingInputError
+from exprfusion.core.labels import CLASS_NAMES
 from exprfusion.inference.predict import predict_video
 from exprfusion.model.artifact import load_model
-from exprfusion.video.overlay import STRIP_HEIGHT
-from exprfusion.video.prediction import VideoFeatureExtractor, extractor_of
+from exprfusion.video.overlay import CLASS_COLOURS, STRIP_HEIGHT, draw_frame, legend, panel_height, timeline_strip
+from exprfusion.video.prediction import VideoFeatureExtractor, VideoFeatures, VideoPrediction, extractor_of
 from exprfusion.video.video_file import predict_video_path
 
 
@@ -36,7 +39,26 @@ def test_overlay_decodes_with_the_same_frame_count(cli_run):
     with av.open(str(cli_run[1])) as container:
         frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
     assert len(frames) == N_FRAMES
-    assert frames[0].shape == (FRAME_SIZE[1] + STRIP_HEIGHT, FRAME_SIZE[0], 3)
+    assert frames[0].shape == (FRAME_SIZE[1] + panel_height(FRAME_SIZE[0]), FRAME_SIZE[0], 3)
+
+
+def test_overlay_label_is_24_px_with_a_legend_of_every_class_and_the_time():
+    n, happiness = 40, CLASS_NAMES.index("Happiness")
+    features = VideoFeatures(np.zeros((n, 1)), np.zeros((n, 1)), np.zeros(n, bool), np.ones(n, bool), 10.0,
+                             np.arange(n) / 10.0, (None,) * n)  # fmt: skip
+    prediction = VideoPrediction(np.full(n, happiness), np.zeros((n, 8)), features)
+    width, height = FRAME_SIZE
+    panel = np.concatenate([timeline_strip(prediction.labels, width), legend(width)])
+    frame = draw_frame(np.zeros((height, width, 3), np.uint8), panel, prediction, 25)
+    in_colour = (frame[:height] == CLASS_COLOURS[happiness]).all(axis=2)
+    rows = np.flatnonzero(in_colour[:, : width // 2].any(axis=1))  # the label at the top left, in its colour
+    assert rows.size and rows.max() - rows.min() + 1 >= 17  # the cap height of a 24-px font (the old label: 11 px)
+    key = frame[height + STRIP_HEIGHT :].reshape(-1, 3)
+    assert all((key == colour).all(axis=1).any() for colour in CLASS_COLOURS)  # a swatch of every class
+    corner = frame[height - 30 : height, width // 2 :]  # the time, "0:02.5", white at the bottom right
+    assert (corner == 255).all(axis=2).sum() > 20
+    strip = frame[height : height + STRIP_HEIGHT, :, :]
+    assert ((strip == 0).all(axis=2).all(axis=0)).sum() == 3  # the cursor: 3 black columns
 
 
 def test_labels_equal_the_offline_path_on_the_same_features(cli_run, tiny_artefact, face_video):
@@ -89,3 +111,22 @@ def _save_beit(folder: Path, hidden_size: int) -> None:
     )  # fmt: skip
     BeitModel(config).save_pretrained(folder)
     BeitImageProcessor(size={"height": 32, "width": 32}).save_pretrained(folder)
+
+
+def test_a_truncated_video_is_labelled_with_a_warning_naming_declared_and_decoded_frames(tmp_path, tiny_artefact):
+    whole, truncated = write_truncated_video(tmp_path / "half.mp4")  # declares 60 frames, holds about half
+    csv = tmp_path / "labels.csv"
+    result = subprocess.run(
+        [sys.executable, "-m", "exprfusion", "predict", "--model", str(tiny_artefact), "--video", str(truncated),
+         "--out", str(csv), "--device", "cpu"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    decoded = len(pd.read_csv(csv))
+    assert 0 < decoded < 60
+    assert f"decoded {decoded} of the 60 frames the file declares" in " ".join(result.stderr.split())
+    # Control: the whole file decodes every frame it declares, and nothing is said about lost frames.
+    model, _, metadata = load_model(tiny_artefact)
+    features = VideoFeatureExtractor(model.config, extractor_of(metadata), device="cpu").extract(whole)
+    assert features.decoded_frames == features.declared_frames == 60
+    assert not [line for line in features.warnings if "declares" in line or "damaged" in line]

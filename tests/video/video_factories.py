@@ -85,3 +85,31 @@ def save_tiny_artefact(path: Path, models: Path, *, visual_dim: int = 32, extrac
     model = FusionTransformer(config)
     metadata = {"extractor": extractor_record(tiny_extract_settings(models), None)} if extractor else {}
     return save_model(path, model, TINY_INFERENCE, metadata)
+
+
+def write_truncated_video(path: Path, n_frames: int = 60, fps: int = FPS) -> tuple[Path, Path]:
+    """A faststart mp4 of the face (its sample table, declaring ``n_frames`` frames, ahead of the data) with a tone,
+    and a copy cut after half its bytes: ``(whole, truncated)``. A noisy band keeps every frame's packet large, so
+    the cut falls among the frames."""
+    whole = path.with_name(f"whole-{path.name}")
+    rng = np.random.default_rng(0)
+    with av.open(str(whole), "w", options={"movflags": "faststart"}) as container:
+        video = container.add_stream("libx264", rate=Fraction(fps))
+        video.width, video.height, video.pix_fmt = *FRAME_SIZE, "yuv420p"
+        sound = container.add_stream("aac", rate=SAMPLE_RATE, layout="mono")
+        for i in range(n_frames):
+            picture = face_frame(i, False).copy()
+            picture[:, :24] = rng.integers(0, 256, (FRAME_SIZE[1], 24, 3))
+            container.mux(video.encode(av.VideoFrame.from_ndarray(picture, format="rgb24")))
+        container.mux(video.encode())
+        t = np.arange(round(n_frames / fps * SAMPLE_RATE)) / SAMPLE_RATE
+        wave = (0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+        step = sound.codec_context.frame_size or 1024
+        for start in range(0, wave.size, step):
+            frame = av.AudioFrame.from_ndarray(wave[None, start : start + step], format="flt", layout="mono")
+            frame.sample_rate, frame.pts = SAMPLE_RATE, start
+            container.mux(sound.encode(frame))
+        container.mux(sound.encode())
+    data = whole.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    return whole, path

@@ -223,28 +223,6 @@ def _prediction_target(
     return "corpus"
 
 
-def _predict_video_file(
-    model: Path,
-    video: Path,
-    out: Path | None,
-    overlay: Path | None,
-    probabilities: bool,
-    features: Path | None,
-    corpus: Path | None,
-    submission: Path | None,
-    **settings: Any,
-) -> None:
-    """``predict --video``: labels CSV (``--out``) and/or overlay video (``--overlay``) of one video file."""
-    if features is not None or corpus is not None or submission is not None:
-        raise InputError("--video goes alone: not with --features, --corpus or --submission")
-    if out is None and overlay is None:
-        raise InputError("--video needs --out FILE.csv and/or --overlay FILE.mp4")
-    from exprfusion.video.video_file import predict_video_path
-
-    for written in predict_video_path(model, video, out, overlay=overlay, probabilities=probabilities, **settings):
-        console.print(f"wrote {written}", highlight=False)
-
-
 @app.command()
 @clean_errors
 def predict(
@@ -274,13 +252,19 @@ def predict(
         Path | None, typer.Option(help="With --video: the speech model's folder, where the recorded one moved.")
     ] = None,
     face_detector: Annotated[
-        str, typer.Option(help="With --video: haar, an exprfusion.face_detectors entry point, or module:factory.")
-    ] = "haar",
+        str | None,
+        typer.Option(
+            help="With --video: haar, an exprfusion.face_detectors entry point, or module:factory (default: the "
+            "detector of the model's training faces, else haar)."
+        ),
+    ] = None,
 ) -> None:
     """Label every frame of one video's features (CSV), of a video file (CSV, overlay video), or of a corpus split
     (official submission file)."""
     if video is not None:
-        _predict_video_file(model, video, out, overlay, probabilities, features, corpus, submission, **_given(
+        from exprfusion.cli.video_commands import predict_video_file
+
+        predict_video_file(model, video, out, overlay, probabilities, features, corpus, submission, **_given(
             visual_model=visual_model, audio_model=audio_model, face_detector=face_detector, batch_size=batch_size,
             device=device,
         ))  # fmt: skip

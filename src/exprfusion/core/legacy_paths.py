@@ -16,7 +16,8 @@ from types import ModuleType
 
 LEGACY_MODULES: dict[str, str] = {
     "exprfusion.pyfunc_model": "exprfusion.tracking.pyfunc_model",
-    "exprfusion.faces": "exprfusion.video.faces",
+    "exprfusion.faces": "exprfusion.sources.extract.faces",
+    "exprfusion.video.faces": "exprfusion.sources.extract.faces",
 }
 
 

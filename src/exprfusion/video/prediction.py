@@ -2,13 +2,17 @@
 
 The features are made by the extractor the model was trained on: the model artefact's ``metadata["extractor"]``
 record (copied from the training corpus, see :mod:`exprfusion.sources.extract.build`) names both checkpoints, the
-layers,
-the pooling and the audio alignment, and the same loaders as ``exprfusion extract`` run them
+layers, the pooling, the audio alignment and the face cropper, and the same loaders as ``exprfusion extract`` run them
 (:class:`~exprfusion.sources.extract.visual.FaceEncoder`, :class:`~exprfusion.sources.extract.audio.SpeechEncoder`,
-:func:`~exprfusion.sources.extract.align.align_at_times`). The faces come from :mod:`exprfusion.video.faces` instead of
-the
-official ``cropped_aligned`` images. Labels then come from :func:`exprfusion.inference.predict.predict_video` (windows,
-voting, median filter), so a video file and its features give the same labels.
+:func:`~exprfusion.sources.extract.align.align_at_times`). The faces come from
+:func:`~exprfusion.sources.extract.face_video.video_faces`, which also makes the training faces of ``exprfusion
+extract --detect-faces``: a model trained that way is served its training features exactly; one trained on the
+official ``cropped_aligned`` images is served detector crops, and warned so. Labels then come from
+:func:`exprfusion.inference.predict.predict_video` (windows, voting, median filter), so a video file and its features
+give the same labels.
+
+Nothing is lost without a word: :attr:`VideoFeatures.warnings` says when fewer frames decode than the file declares (a
+truncated or damaged file; the decoded ones are labelled) and when the audio ends before the video.
 
 A model trained on features of no recorded extractor, or whose feature widths differ from the extractor's output, is
 refused with a message naming both; so is a checkpoint that cannot be found (``visual_model`` / ``audio_model``
@@ -37,10 +41,11 @@ from exprfusion.model.fusion_transformer import FusionTransformer
 from exprfusion.sources.extract.align import align_at_times
 from exprfusion.sources.extract.audio import SpeechEncoder
 from exprfusion.sources.extract.checkpoints import compute_device, compute_dtype
-from exprfusion.sources.extract.media import MediaError, decode_media
+from exprfusion.sources.extract.face_video import MediaTooLong, VideoFaces, cropper_of, cropper_warnings, video_faces
+from exprfusion.sources.extract.faces import FaceBox, FaceDetector, load_detector
+from exprfusion.sources.extract.media import DecodedMedia, MediaError, decode_media
 from exprfusion.sources.extract.settings import AudioSettings, VisualSettings
 from exprfusion.sources.extract.visual import FaceEncoder
-from exprfusion.video.faces import FaceBox, FaceDetector, crop_face, load_detector
 
 
 @dataclass(frozen=True)
@@ -54,6 +59,13 @@ class VideoFeatures:
     fps: float
     frame_times: np.ndarray  # (n,) seconds from the first frame
     boxes: tuple[FaceBox | None, ...]
+    declared_frames: int | None = None  # the frames the container declares (None: it declares none)
+    warnings: tuple[str, ...] = ()  # what was lost in decoding, or differs from the training faces
+
+    @property
+    def decoded_frames(self) -> int:
+        """Frames decoded (one label each)."""
+        return int(self.face_mask.size)
 
     def model_inputs(self) -> dict[str, np.ndarray]:
         """The arrays :func:`exprfusion.inference.predict.predict_video` reads."""
@@ -93,6 +105,7 @@ class VideoPrediction:
 
 
 BOX_COLUMNS = ("face_x", "face_y", "face_w", "face_h")
+AUDIO_END_SLACK_S = 0.1  # audio may end this much (or two frames) before the last frame is shown without a warning
 
 
 def _checkpoint(record: dict[str, Any], override: str | os.PathLike[str] | None, what: str) -> dict[str, Any]:
@@ -125,12 +138,16 @@ def extractor_of(metadata: dict[str, Any], source: str = "the model") -> dict[st
 class VideoFeatureExtractor:
     """The face detector and both feature models of a trained model's extractor record, loaded once.
 
+    Faces come from :func:`~exprfusion.sources.extract.face_video.video_faces`, the function ``exprfusion extract
+    --detect-faces`` makes training faces with; :attr:`warnings` says when the model trained on other crops.
+
     Args:
         config: the model's config (its feature widths are checked against the extractor's).
         record: the extractor record (:func:`extractor_of`).
         visual_model, audio_model: folders replacing the recorded checkpoints (moved checkpoints).
-        detector: a :class:`~exprfusion.video.faces.FaceDetector` or its name for
-        :func:`~exprfusion.video.faces.load_detector`.
+        detector: a :class:`~exprfusion.sources.extract.faces.FaceDetector` or its name for
+            :func:`~exprfusion.sources.extract.faces.load_detector`; None: the detector the model's training faces
+            were cropped with, else ``haar``.
         device: where the feature models run (``auto``: CUDA when available).
     """
 
@@ -141,7 +158,7 @@ class VideoFeatureExtractor:
         *,
         visual_model: str | os.PathLike[str] | None = None,
         audio_model: str | os.PathLike[str] | None = None,
-        detector: FaceDetector | str = "haar",
+        detector: FaceDetector | str | None = None,
         device: str = "auto",
     ) -> None:
         visual_record, audio_record = record["visual"], record["audio"]
@@ -150,15 +167,18 @@ class VideoFeatureExtractor:
         self.align = record.get("align", "nearest")
         self.device = compute_device(device)
         dtype = compute_dtype("auto", self.device)
+        cropper = cropper_of(record)
+        self.batch_size = cropper.get("batch_size", VisualSettings.batch_size)  # the training crops' batches
         visual_settings = VisualSettings(
             model=visual_checkpoint["model"], pooling=visual_record.get("pooling", "pooler"),
-            layer=visual_record.get("layer"),
+            layer=visual_record.get("layer"), batch_size=self.batch_size,
         )  # fmt: skip
         audio_settings = AudioSettings(
             model=audio_checkpoint["model"],
             layer=audio_record.get("layer"),
             chunk_seconds=audio_record.get("chunk_seconds", AudioSettings.chunk_seconds),
             context_seconds=audio_record.get("context_seconds", AudioSettings.context_seconds),
+            batch_size=audio_record.get("batch_size", AudioSettings.batch_size),
         )
         self.faces = FaceEncoder(visual_settings, visual_checkpoint, self.device, dtype)
         self.speech = SpeechEncoder(audio_settings, audio_checkpoint, self.device, dtype)
@@ -171,7 +191,11 @@ class VideoFeatureExtractor:
                     f"feature mismatch: the model reads {what} features of width {expected}, but the {what} "
                     f"extractor {model} gives {width}; the model was trained on other features"
                 )
+        if detector is None:
+            detector = cropper.get("detector", "haar")
         self.detector = load_detector(detector) if isinstance(detector, str) else detector
+        name = detector if isinstance(detector, str) else type(detector).__name__
+        self.warnings: tuple[str, ...] = tuple(cropper_warnings(record, name))
 
     def extract(self, path: str | os.PathLike[str], max_seconds: float | None = None) -> VideoFeatures:
         """Decode ``path``, find and embed the face of every frame, embed the audio, align it to the frames.
@@ -183,10 +207,12 @@ class VideoFeatureExtractor:
         path = Path(path)
         if not path.is_file():
             raise MissingInputError(f"{path}: video file not found")
-        visual, face_mask, boxes = self._faces(path, max_seconds)
-        n = face_mask.size
         try:
-            media = decode_media(path, n, self.speech.sample_rate)
+            faces = video_faces(path, self.faces, self.detector, batch_size=self.batch_size, max_seconds=max_seconds)
+            n = faces.face_mask.size
+            media = decode_media(path, n, self.speech.sample_rate, skip_damaged=True)
+        except MediaTooLong as error:
+            raise TooLargeInputError(str(error)) from None
         except MediaError as error:
             raise UnreadableInputError(str(error)) from None
         frame_times = media.frame_times[:n]
@@ -197,65 +223,34 @@ class VideoFeatureExtractor:
             rows = self.speech.encode(media.waveform, self.speech.rows_for(float(frame_times[-1])))
             audio = align_at_times(rows, frame_times, self.speech.rate, self.align)
             audio_mask = np.ones(n, dtype=bool)
-        return VideoFeatures(visual, audio, face_mask, audio_mask, media.fps, frame_times, tuple(boxes))
-
-    def _faces(self, path: Path, max_seconds: float | None) -> tuple[np.ndarray, np.ndarray, list[FaceBox | None]]:
-        """Face features, face mask and boxes of every frame, embedded batch by batch while decoding."""
-        import av
-
-        chunks: list[np.ndarray] = []
-        face_mask: list[bool] = []
-        boxes: list[FaceBox | None] = []
-        pending: list[tuple[int, Any]] = []
-        batch_size = self.faces.settings.batch_size
-
-        def embed_pending() -> None:
-            pixels = self.faces.processor(images=[crop for _, crop in pending], return_tensors="pt")["pixel_values"]
-            chunks.append(self.faces.embed(pixels).cpu().numpy())
-            pending.clear()
-
-        try:
-            with av.open(str(path)) as container:
-                if not container.streams.video:
-                    raise UnreadableInputError(f"{path}: no video stream")
-                stream = container.streams.video[0]
-                _check_duration(container, stream, path, max_seconds)
-                stream.thread_type = "AUTO"
-                for frame in container.decode(stream):
-                    if max_seconds is not None and frame.time is not None and frame.time > max_seconds:
-                        raise TooLargeInputError(f"{path}: the video lasts longer than the limit of {max_seconds} s")
-                    image = frame.to_ndarray(format="rgb24")
-                    box = self.detector(image)
-                    boxes.append(box)
-                    face_mask.append(box is not None)
-                    if box is not None:
-                        pending.append((len(boxes) - 1, crop_face(image, box)))
-                        if len(pending) == batch_size:
-                            embed_pending()
-        except (av.FFmpegError, OSError, UnicodeDecodeError) as error:
-            raise UnreadableInputError(f"{path}: cannot decode the video ({error})") from None
-        if pending:
-            embed_pending()
-        if not boxes:
-            raise UnreadableInputError(f"{path}: the video stream holds no frame")
-        mask = np.asarray(face_mask, dtype=bool)
-        visual = np.zeros((mask.size, self.faces.dim), dtype=np.float16)
-        if chunks:
-            visual[mask] = np.concatenate(chunks)
-        return visual, mask, boxes
+        declared = None if faces.declared is None else faces.declared.count
+        warnings = [*self.warnings, *decoding_warnings(path, faces, media)]
+        return VideoFeatures(
+            faces.features, audio, faces.face_mask, audio_mask, media.fps, frame_times, faces.boxes, declared,
+            tuple(warnings),
+        )  # fmt: skip
 
 
-def _check_duration(container: Any, stream: Any, path: Path, max_seconds: float | None) -> None:
-    """Refuse a video whose declared duration passes ``max_seconds`` before decoding a frame."""
-    if max_seconds is None:
-        return
-    seconds = None
-    if stream.duration is not None and stream.time_base is not None:
-        seconds = float(stream.duration * stream.time_base)
-    elif container.duration is not None:
-        seconds = container.duration / 1_000_000  # microseconds (av.time_base)
-    if seconds is not None and seconds > max_seconds:
-        raise TooLargeInputError(f"{path}: the video lasts {seconds:.1f} s, over the limit of {max_seconds} s")
+def decoding_warnings(path: Path, faces: VideoFaces, media: DecodedMedia) -> list[str]:
+    """What decoding lost: frames the container declares but did not decode, audio that ends before the video."""
+    found = []
+    decoded = faces.face_mask.size
+    if faces.declared is not None and (missing := faces.declared.short_by(decoded)):
+        found.append(
+            f"{path.name}: decoded {decoded} of the {faces.declared.count} frames the file declares ({missing} "
+            "lost: a truncated or damaged file); only the decoded frames are labelled"
+        )
+    elif faces.damage:
+        found.append(f"{path.name}: a damaged packet was skipped ({faces.damage}); {decoded} frames decoded")
+    if media.waveform is not None and media.waveform.size:
+        audio_end = media.waveform.size / media.sample_rate
+        last_frame = float(media.frame_times[decoded - 1])
+        if audio_end < last_frame - max(2.0 / media.fps, AUDIO_END_SLACK_S):
+            found.append(
+                f"{path.name}: the audio ends at {audio_end:.2f} s, {last_frame - audio_end:.2f} s before the last "
+                "frame; the frames after it are labelled with silence for audio"
+            )
+    return found
 
 
 def predict_video_features(

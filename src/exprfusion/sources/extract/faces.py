@@ -9,7 +9,7 @@
 
     # mypkg/retina.py
     from retinaface import RetinaFace            # any detector package
-    from exprfusion.video.faces import FaceBox
+    from exprfusion.sources.extract.faces import FaceBox
 
     class Retina:
         def __call__(self, frame):

@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -82,6 +83,44 @@ def _open(path: Path):  # -> av.container.InputContainer
         raise MediaError(f"{path}: cannot open the media ({error})") from None
 
 
+@dataclass(frozen=True)
+class DeclaredFrames:
+    """The frames a container says its video stream holds: ``exact`` when it counts them (an mp4 or mov sample table,
+    an AVI header), not when estimated from its duration and frame rate (Matroska, WebM)."""
+
+    count: int
+    exact: bool
+
+    def short_by(self, decoded: int) -> int:
+        """Frames missing from ``decoded`` (0 when none, or within the one-frame rounding of an estimate)."""
+        missing = self.count - decoded
+        return missing if missing > (0 if self.exact else 1) else 0
+
+
+def declared_frames(container: Any, stream: Any) -> DeclaredFrames | None:
+    """The frame count ``stream`` declares in ``container``'s header (None: neither a count nor a duration)."""
+    if stream.frames and stream.frames > 0:
+        return DeclaredFrames(int(stream.frames), exact=True)
+    rate = stream.average_rate or stream.guessed_rate
+    if stream.duration is not None and stream.time_base is not None:
+        seconds = float(stream.duration * stream.time_base)
+    elif container.duration is not None:
+        seconds = container.duration / 1_000_000  # microseconds (av.time_base)
+    else:
+        return None
+    return DeclaredFrames(round(seconds * float(rate)), exact=False) if rate else None
+
+
+def frame_count(path: str | os.PathLike[str]) -> int:
+    """The frames of a media's video stream: the count its header declares, else counted from its packets."""
+    path = Path(path)
+    with _open(path) as container:
+        if not container.streams.video:
+            raise MediaError(f"{path}: no video stream")
+        declared = declared_frames(container, container.streams.video[0])
+    return declared.count if declared is not None and declared.exact else count_frames(path)
+
+
 def count_frames(path: str | os.PathLike[str]) -> int:
     """The number of frames of a media's video stream, counted from its packets (no picture is decoded)."""
     import av
@@ -97,16 +136,26 @@ def count_frames(path: str | os.PathLike[str]) -> int:
             raise MediaError(f"{path}: cannot read the video stream ({error})") from None
 
 
-def decode_media(path: str | os.PathLike[str], n_frames: int, sample_rate: int = 16_000) -> DecodedMedia:
+def decode_media(
+    path: str | os.PathLike[str],
+    n_frames: int,
+    sample_rate: int = 16_000,
+    *,
+    frame_tolerance: int | None = None,
+    skip_damaged: bool = False,
+) -> DecodedMedia:
     """Read a media file's frame times and its audio, resampled to ``sample_rate`` mono on the video's timeline.
 
     Args:
         path: the video file.
         n_frames: frames to time (the annotation's count); frames past the last packet continue at the frame rate.
         sample_rate: rate of the returned waveform (the speech model's).
+        frame_tolerance: when given, the video stream must hold ``n_frames`` frames up to this many more or fewer.
+        skip_damaged: skip audio packets that cannot be decoded (a truncated file) instead of failing.
 
     Raises:
-        MediaError: the file cannot be opened or decoded, or has no video stream.
+        MediaError: the file cannot be opened or decoded, has no video stream, or (with ``frame_tolerance``) holds
+            another number of frames.
     """
     import av
 
@@ -133,7 +182,13 @@ def decode_media(path: str | os.PathLike[str], n_frames: int, sample_rate: int =
                         missing_pts |= packet.pts is None
                         pts.append(packet.pts if packet.pts is not None else 0)
                     continue
-                for frame in packet.decode():
+                try:
+                    frames = packet.decode()
+                except av.FFmpegError:
+                    if skip_damaged:
+                        continue
+                    raise
+                for frame in frames:
                     if audio_start is None and frame.pts is not None:
                         audio_start = float(frame.pts * frame.time_base)
                     chunks.extend(out.to_ndarray().reshape(-1) for out in resampler.resample(frame))
@@ -141,6 +196,11 @@ def decode_media(path: str | os.PathLike[str], n_frames: int, sample_rate: int =
                 chunks.extend(out.to_ndarray().reshape(-1) for out in resampler.resample(None))
         except av.FFmpegError as error:
             raise MediaError(f"{path}: cannot decode ({error})") from None
+    if frame_tolerance is not None and abs(len(pts) - n_frames) > frame_tolerance:
+        raise MediaError(
+            f"{path}: its video stream holds {len(pts)} frames, the annotation {n_frames} (more than "
+            f"{frame_tolerance} apart: a truncated file, or an annotation of another video)"
+        )
     if missing_pts or not pts:  # e.g. some AVI files: fall back to a constant rate
         frame_times = np.arange(n_frames, dtype=np.float64) / fps
         video_start = 0.0
