@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from exprfusion.cli.app import app, clean_errors
+from exprfusion.core.errors import InputError
 from exprfusion.core.progress import console
 
 
@@ -80,8 +81,20 @@ def import_(
 @clean_errors
 def extract(
     annotations: Annotated[Path, typer.Option(help="Official EXPR annotation tree (Train_Set/, Validation_Set/).")],
-    cropped_aligned: Annotated[Path, typer.Option(help="cropped_aligned/<video>/%05d.jpg face images.")],
     videos: Annotated[Path, typer.Option(help="Folder searched at any depth for <media>.mp4 (.avi, ...) files.")],
+    cropped_aligned: Annotated[
+        Path | None, typer.Option(help="cropped_aligned/<video>/%05d.jpg face images (not with --detect-faces).")
+    ] = None,
+    detect_faces: Annotated[
+        bool,
+        typer.Option(
+            help="Find and crop the faces in the videos with the detector and crop predict --video uses, instead of "
+            "reading cropped_aligned images: train on raw videos, serve raw videos with identical crops."
+        ),
+    ] = False,
+    face_detector: Annotated[
+        str | None, typer.Option(help="With --detect-faces: haar, an entry point, or module:factory.")
+    ] = None,
     out: Annotated[Path, typer.Option(help="Folder to write the corpus into.")] = Path("data/corpus"),
     test_list: Annotated[Path | None, typer.Option(help="Text file of test-set video names, one a line.")] = None,
     visual_model: Annotated[str | None, typer.Option(help="HF image model id or folder (BEiT-large).")] = None,
@@ -99,7 +112,9 @@ def extract(
     device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:1 ...")] = None,
     precision: Annotated[str | None, typer.Option(help="auto (bf16 on CUDA, fp32 on CPU), fp32, bf16, fp16.")] = None,
     compile: Annotated[bool | None, typer.Option("--compile/--no-compile", help="torch.compile both models.")] = None,
-    workers: Annotated[int | None, typer.Option(help="Image-decoding processes beside the model.")] = None,
+    workers: Annotated[
+        str | None, typer.Option(help="Image-decoding processes beside the model, or auto (one per core, at most 4).")
+    ] = None,
     cache: Annotated[Path | None, typer.Option(help="Cache of finished videos (default: .<out>.extract).")] = None,
     ray: Annotated[bool, typer.Option(help="Shard over Ray workers, one per GPU (also with RAY_ADDRESS).")] = False,
     allow_missing: Annotated[
@@ -112,6 +127,10 @@ def extract(
     from exprfusion.sources.extract.build import extract_corpus
     from exprfusion.sources.extract.settings import ExtractSettings, MediaSources, RunOptions, with_overrides
 
+    if (cropped_aligned is None) != detect_faces:
+        raise InputError("give --cropped-aligned DIR, or --detect-faces to find the faces in the videos (not both)")
+    if face_detector is not None and not detect_faces:
+        raise InputError("--face-detector goes with --detect-faces")
     sources = MediaSources(annotations, cropped_aligned, videos, test_list)
     sources.check_paths_exist()  # before the progress bar starts
     settings = with_overrides(
@@ -132,6 +151,8 @@ def extract(
         precision=precision,
         compile=compile,
         workers=workers,
+        faces="detect" if detect_faces else None,
+        face_detector=face_detector,
     )
     options = RunOptions(cache=cache, allow_missing=allow_missing, ray=ray, overwrite=overwrite)
     with progress_callback("extract (frames)") as update:

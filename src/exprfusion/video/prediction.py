@@ -167,8 +167,8 @@ class VideoFeatureExtractor:
         self.align = record.get("align", "nearest")
         self.device = compute_device(device)
         dtype = compute_dtype("auto", self.device)
-        cropper = cropper_of(record)
-        self.batch_size = cropper.get("batch_size", VisualSettings.batch_size)  # the training crops' batches
+        cropper, batch_sizes = cropper_of(record), record.get("batch_sizes", {})
+        self.batch_size = batch_sizes.get("visual", VisualSettings.batch_size)  # as the training features were made
         visual_settings = VisualSettings(
             model=visual_checkpoint["model"], pooling=visual_record.get("pooling", "pooler"),
             layer=visual_record.get("layer"), batch_size=self.batch_size,
@@ -178,7 +178,7 @@ class VideoFeatureExtractor:
             layer=audio_record.get("layer"),
             chunk_seconds=audio_record.get("chunk_seconds", AudioSettings.chunk_seconds),
             context_seconds=audio_record.get("context_seconds", AudioSettings.context_seconds),
-            batch_size=audio_record.get("batch_size", AudioSettings.batch_size),
+            batch_size=batch_sizes.get("audio", AudioSettings.batch_size),
         )
         self.faces = FaceEncoder(visual_settings, visual_checkpoint, self.device, dtype)
         self.speech = SpeechEncoder(audio_settings, audio_checkpoint, self.device, dtype)

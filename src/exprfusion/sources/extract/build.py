@@ -24,8 +24,9 @@ from exprfusion.core.errors import InputError
 from exprfusion.data.corpus import CorpusError, VideoRecord
 from exprfusion.data.corpus_writer import CorpusWriter
 from exprfusion.sources.extract.align import align_at_times
-from exprfusion.sources.extract.cache import ExtractionCache, faces_key, media_key
+from exprfusion.sources.extract.cache import ExtractionCache, detected_faces_key, faces_key, media_key
 from exprfusion.sources.extract.checkpoints import compute_device, compute_dtype, describe_checkpoint, dtype_name
+from exprfusion.sources.extract.face_video import DETECT, faces_record
 from exprfusion.sources.extract.plan import MediaJob, plan_jobs
 from exprfusion.sources.extract.settings import ExtractSettings, MediaSources, RunOptions
 from exprfusion.sources.extract.worker import AudioDone, FacesDone, MediaExtractor, MediaFailed, Result
@@ -60,7 +61,9 @@ class ExtractionFailed(InputError):
 
 
 def extractor_record(settings: ExtractSettings, dtype: torch.dtype | None) -> dict[str, Any]:
-    """What made the features: both checkpoints (revision or hash), layers, pooling, dtypes, chunking, alignment."""
+    """What made the features: both checkpoints (revision or hash), layers, pooling, dtypes, chunking, alignment,
+    the face cropper (``faces``) and the batch sizes (which ``predict --video`` repeats, so that features of the same
+    frames are computed in the same batches)."""
     visual, audio = settings.visual, settings.audio
     return {
         "visual": {
@@ -79,6 +82,8 @@ def extractor_record(settings: ExtractSettings, dtype: torch.dtype | None) -> di
             "output_dtype": "float16",
         },
         "align": settings.align,
+        "faces": faces_record(settings.faces, settings.face_detector),
+        "batch_sizes": {"visual": visual.batch_size, "audio": audio.batch_size},
     }
 
 
@@ -115,8 +120,16 @@ def _backend(settings: ExtractSettings, options: RunOptions) -> Iterator[tuple[t
 def _keys(jobs: list[MediaJob], record: dict[str, Any], threads: int) -> tuple[dict[str, str], dict[str, str]]:
     """Cache keys of every video's faces and every media's audio, hashed by a pool of threads (I/O bound)."""
     videos = [video for job in jobs for video in job.videos]
+    paths = [job.path for job in jobs for _ in job.videos]
+    detect = record["faces"]["cropper"] == DETECT
+
+    def key(video: Any, path: Path) -> str:
+        if detect:
+            return detected_faces_key(record["visual"], record["faces"], path, video.n_frames)
+        return faces_key(record["visual"], video.images)
+
     with ThreadPoolExecutor(max_workers=threads) as pool:
-        faces = pool.map(lambda video: faces_key(record["visual"], video.images), videos)
+        faces = pool.map(key, videos, paths)
         audio = pool.map(lambda job: media_key(record["audio"], job.path, job.n_frames), jobs)
         return (
             dict(zip((video.name for video in videos), faces, strict=True)),
@@ -144,6 +157,7 @@ def _record(video: Any, job: MediaJob, cache: ExtractionCache, keys: tuple[dict,
         audio_mask=np.full(n, audio.has_audio),
         labels=video.labels,
         media=job.media,
+        subject=video.name,  # one person per annotation name (Aff-Wild2 does not say which videos share a person)
     )
 
 
@@ -161,7 +175,8 @@ def extract_corpus(
         settings: the models and how they run.
         out: the corpus folder.
         options: cache folder, ``allow_missing``, Ray, overwrite.
-        progress: ``callback(done, total)`` in frames (each frame counts once for faces and once for audio).
+        progress: ``callback(done, total)`` in frames; a frame is done half when its faces are, and half when its
+            audio is.
 
     Returns:
         The report; ``report.corpus`` is the corpus folder.
@@ -175,21 +190,21 @@ def extract_corpus(
     out = Path(out)
     if out.exists() and not (out.is_dir() and not any(out.iterdir())) and not options.overwrite:
         raise CorpusError(f"{out} already exists and is not empty; pass overwrite to replace it")
-    jobs, failures = plan_jobs(sources)
+    jobs, failures = plan_jobs(sources, faces=settings.faces)
     report = ExtractReport(corpus=None, failures=list(failures))
     cache = ExtractionCache(options.cache or default_cache(out))
     with _backend(settings, options) as (dtype, run):
         record = extractor_record(settings, dtype)
-        keys = _keys(jobs, record, threads=max(4, settings.workers))
+        keys = _keys(jobs, record, threads=max(4, settings.worker_count()))
         faces_todo = {v.name for job in jobs for v in job.videos if not cache.holds_faces(v.name, keys[0][v.name])}
         audio_todo = {job.media for job in jobs if not cache.holds_audio(job.media, keys[1][job.media])}
         frames = {v.name: v.n_frames for job in jobs for v in job.videos}
         media_frames = {job.media: sum(v.n_frames for v in job.videos) for job in jobs}
-        total = 2 * sum(frames.values())
+        total = sum(frames.values())  # frames; the halves below are faces and audio, so each frame counts once
         done = sum(n for video, n in frames.items() if video not in faces_todo)
         done += sum(n for media, n in media_frames.items() if media not in audio_todo)
         if progress:
-            progress(done, total)
+            progress(done // 2, total)
         pending = [job for job in jobs if job.media in audio_todo or any(v.name in faces_todo for v in job.videos)]
         failed_media = set()
         for result in run(pending, faces_todo, audio_todo, record) if pending else ():
@@ -204,7 +219,7 @@ def extract_corpus(
                 names = ", ".join(v.name for job in jobs if job.media == result.media for v in job.videos)
                 report.failures.append(f"{result.message} (videos {names} left out)")
             if progress:
-                progress(done, total)
+                progress(done // 2, total)
     jobs = [job for job in jobs if job.media not in failed_media]
     for job in jobs:
         for video in job.videos:

@@ -41,6 +41,15 @@ def faces_key(record: dict[str, Any], images: Sequence[Path | None]) -> str:
     return digest.hexdigest()
 
 
+def detected_faces_key(record: dict[str, Any], faces: dict[str, Any], path: Path, n_frames: int) -> str:
+    """Key of a video's face features found by a detector (``faces: detect``): the visual record, the cropper's
+    record, the frame count and the media file's bytes."""
+    digest = hashlib.sha256(json.dumps({"visual": record, "faces": faces}, sort_keys=True).encode())
+    digest.update(f"frames:{n_frames}\n".encode())
+    _update_with_file(digest, path)
+    return digest.hexdigest()
+
+
 def media_key(record: dict[str, Any], path: Path, n_frames: int) -> str:
     """Key of a media's audio features: the audio record, the frames to time, the media file's bytes."""
     digest = hashlib.sha256(json.dumps(record, sort_keys=True).encode())

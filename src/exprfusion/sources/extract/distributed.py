@@ -74,9 +74,9 @@ def run_on_ray(
     if _uses_gpus(settings):
         gpus = _cluster_gpus()
         count = gpus
-        resources = {"num_gpus": 1, "num_cpus": max(1, min(1 + settings.workers, cpus // gpus))}
+        resources = {"num_gpus": 1, "num_cpus": max(1, min(1 + settings.worker_count(), cpus // gpus))}
     else:
-        each = max(1, min(1 + settings.workers, cpus))
+        each = max(1, min(1 + settings.worker_count(), cpus))
         count, resources = max(1, cpus // each), {"num_cpus": each}
     worker = ray.remote(**resources)(MediaWorker)
     actors = [worker.remote(settings, record) for _ in range(min(count, len(jobs)))]

@@ -7,7 +7,8 @@
 is served features equal to its training features byte for byte.
 
 The extractor record's ``faces`` entry (:func:`faces_record`) says which cropper made a corpus's faces: Aff-Wild2's
-own five-landmark-aligned ``cropped_aligned`` images, or the detector with its crop size, margin and batch size. A
+own five-landmark-aligned ``cropped_aligned`` images, or the detector with its crop size and margin (the record's
+``batch_sizes`` give the batches of frames, which serving repeats). A
 model trained on ``cropped_aligned`` faces and served detector crops gets a warning (:func:`cropper_warnings`).
 """
 
@@ -52,12 +53,11 @@ class VideoFaces:
     damage: str | None = None
 
 
-def faces_record(cropper: str, detector: str = "haar", batch_size: int = 64) -> dict[str, Any]:
+def faces_record(cropper: str, detector: str = "haar") -> dict[str, Any]:
     """The extractor record's ``faces`` entry: which cropper made the face images, and for the detector how."""
     if cropper == CROPPED_ALIGNED:
         return {"cropper": CROPPED_ALIGNED}
-    return {"cropper": DETECT, "detector": detector, "crop_size": CROP_SIZE, "crop_margin": CROP_MARGIN,
-            "batch_size": batch_size}  # fmt: skip
+    return {"cropper": DETECT, "detector": detector, "crop_size": CROP_SIZE, "crop_margin": CROP_MARGIN}
 
 
 def cropper_of(record: dict[str, Any]) -> dict[str, Any]:

@@ -21,8 +21,13 @@ from exprfusion.data.annotations import (
     read_annotation_tree,
     read_expr_annotation,
 )
-from exprfusion.sources.extract.media import MediaError, count_frames, find_media, index_media
+from exprfusion.sources.extract.media import MediaError, find_media, frame_count, index_media
 from exprfusion.sources.extract.settings import MediaSources
+
+# How far an annotation's length may be from its video's frame count. The official EXPR annotations follow the
+# organisers' frame extraction, which can disagree with a decoder about the last frames of a video; a few frames
+# either way is that, more is an annotation of another video or a damaged file.
+FRAME_TOLERANCE = 5
 
 
 @dataclass(frozen=True)
@@ -74,14 +79,28 @@ def face_images(cropped_aligned: Path, video: str, n_frames: int) -> tuple[Path 
     return tuple(folder / frame_image_name(i + 1) if has_face else None for i, has_face in enumerate(present))
 
 
+def check_annotation_frames(annotation: Path, labels: int, media: Path, frames: int) -> None:
+    """Refuse an annotation whose length differs from its video's frame count by more than
+    :data:`FRAME_TOLERANCE` frames (an annotation of another video, or a video cut short)."""
+    if abs(labels - frames) > FRAME_TOLERANCE:
+        raise InputError(
+            f"{annotation}: {labels} annotated frames, but its video {media} has {frames} frames (up to "
+            f"{FRAME_TOLERANCE} apart are accepted: the official annotations may end a few frames before or after "
+            "the video)"
+        )
+
+
 def plan_jobs(
-    sources: MediaSources, progress: Callable[[int, int], None] | None = None
+    sources: MediaSources, progress: Callable[[int, int], None] | None = None, faces: str = "cropped_aligned"
 ) -> tuple[list[MediaJob], list[str]]:
     """Every media to extract, and one message per media that cannot be found or read.
 
-    The annotations are checked as strictly as by the importer: a malformed file, or a face image numbered past
-    the video's frames, is an :class:`InputError` that stops the run. A media file that is missing, ambiguous, or
-    (for a test video, whose frames are counted in it) undecodable is reported, and its videos are left out.
+    The annotations are checked as strictly as by the importer: a malformed file, a face image numbered past the
+    video's frames, or an annotation whose length differs from its video's frame count (as the container declares
+    it, else counted) by more than :data:`FRAME_TOLERANCE` is an :class:`InputError` that stops the run. A media file
+    that is missing, ambiguous, or undecodable is reported, and its videos are left out. With ``faces="detect"`` no
+    ``cropped_aligned`` tree is read (every image is None) and a media of two annotated people is refused: the
+    detector finds one face per frame.
     """
     sources.check_paths_exist()
     tree = read_annotation_tree(sources.annotations)
@@ -99,15 +118,28 @@ def plan_jobs(
     index = index_media(sources.videos)
     jobs, failures = [], []
     for done, (media, videos) in enumerate(sorted(by_media.items()), start=1):
+        if faces == "detect" and len(videos) > 1:
+            names = ", ".join(sorted(video for _, video, _ in videos))
+            raise InputError(
+                f"media {media} has {len(videos)} annotated people ({names}); faces: detect finds one face per frame, "
+                "so such videos need faces: cropped_aligned"
+            )
         try:
             media_path = find_media(index, media, sources.videos)
+            frames = frame_count(media_path)
             planned = []
             for split, video, annotation in sorted(videos, key=lambda item: item[1]):
                 if annotation is None:
-                    labels = np.full(count_frames(media_path), IGNORE_LABEL, dtype=np.int64)
+                    labels = np.full(frames, IGNORE_LABEL, dtype=np.int64)
                 else:
                     labels = read_expr_annotation(annotation).astype(np.int64)
-                planned.append(VideoJob(video, split, labels, face_images(sources.cropped_aligned, video, len(labels))))
+                    check_annotation_frames(annotation, len(labels), media_path, frames)
+                images = (
+                    (None,) * len(labels)
+                    if faces == "detect"
+                    else face_images(sources.cropped_aligned, video, len(labels))
+                )
+                planned.append(VideoJob(video, split, labels, images))
             jobs.append(MediaJob(media, media_path, tuple(planned)))
         except MediaError as error:
             failures.append(f"{error} (videos {', '.join(v for _, v, _ in videos)} left out)")

@@ -7,6 +7,7 @@ The settings classes own every default; ``params.yaml`` (``data.media``, :class:
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Mapping
 from dataclasses import field, replace
 from pathlib import Path
@@ -19,6 +20,7 @@ from exprfusion.core.settings import Flag, settings, validate
 from exprfusion.sources.extract.align import ALIGN_METHODS
 
 Pooling = Literal["pooler", "mean"]
+Faces = Literal["cropped_aligned", "detect"]
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 Align = Literal[ALIGN_METHODS]
 POOLINGS: tuple[str, ...] = ("pooler", "mean")
@@ -84,7 +86,12 @@ class ExtractSettings:
             ``fp32``, ``bf16`` or ``fp16``. Features are stored as float16 either way.
         compile: wrap both models in ``torch.compile``.
         workers: processes decoding and preprocessing face images beside the model (0: in the main process);
-            media files are decoded by as many threads.
+            media files are decoded by as many threads. ``auto``: one per usable core, at most 4
+            (:meth:`worker_count`).
+        faces: where the face images come from: ``cropped_aligned`` (Aff-Wild2's own aligned crops, a
+            ``cropped_aligned/<video>/%05d.jpg`` tree) or ``detect`` (found in each decoded frame by ``face_detector``
+            and cropped as ``exprfusion predict --video`` crops them: :mod:`exprfusion.sources.extract.face_video`).
+        face_detector: the detector of ``faces: detect`` (``haar``, an entry point or ``module:factory``).
     """
 
     visual: VisualSettings = field(default_factory=VisualSettings)
@@ -93,7 +100,17 @@ class ExtractSettings:
     device: str = "auto"
     precision: Precision = "auto"
     compile: Flag = False
-    workers: Annotated[int, Field(ge=0)] = 4
+    workers: Annotated[int, Field(ge=0)] | Literal["auto"] = "auto"
+    faces: Faces = "cropped_aligned"
+    face_detector: str = "haar"
+
+    def worker_count(self) -> int:
+        """The image-decoding processes: ``workers``, or for ``auto`` one per core this process may use, at most 4
+        (more than the cores only makes PyTorch warn and the processes wait for each other)."""
+        if self.workers != "auto":
+            return int(self.workers)
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        return max(0, min(MAX_AUTO_WORKERS, cores))
 
 
 @settings(frozen=True)
@@ -102,13 +119,14 @@ class MediaSources:
 
     Attributes:
         annotations: ``EXPR_Recognition_Challenge`` (or its parent) with ``Train_Set/``, ``Validation_Set/``.
-        cropped_aligned: ``cropped_aligned/<video>/%05d.jpg``; a frame with no file has no face.
+        cropped_aligned: ``cropped_aligned/<video>/%05d.jpg``; a frame with no file has no face. None with
+            ``faces: detect`` (the faces are found in the videos).
         videos: folder searched recursively for ``<media>.mp4`` (or .avi, .mkv, .mov, .webm) with its audio.
         test_list: optional text file of test-set video names, one a line; their frames are counted in the video.
     """
 
     annotations: Path
-    cropped_aligned: Path
+    cropped_aligned: Path | None
     videos: Path
     test_list: Path | None = None
 
@@ -154,7 +172,8 @@ class MediaParams(ExtractSettings):
 
 SOURCE_KEYS = tuple(f.name for f in dataclasses.fields(MediaSources))
 SETTINGS_KEYS = tuple(f.name for f in dataclasses.fields(ExtractSettings))
-REQUIRED_SOURCE_KEYS = ("annotations", "cropped_aligned", "videos")
+REQUIRED_SOURCE_KEYS = ("annotations", "cropped_aligned", "videos")  # cropped_aligned: unless faces: detect
+MAX_AUTO_WORKERS = 4
 
 
 def media_from_params(
@@ -167,7 +186,8 @@ def media_from_params(
     params = (
         values if isinstance(values, MediaParams) else validate(MediaParams, values, where="params.yaml", path=path)
     )
-    missing = [key for key in REQUIRED_SOURCE_KEYS if getattr(params, key) is None]
+    required = [key for key in REQUIRED_SOURCE_KEYS if not (key == "cropped_aligned" and params.faces == "detect")]
+    missing = [key for key in required if getattr(params, key) is None]
     if missing and require_sources:
         raise InputError(f"params.yaml {path}: set {', '.join(missing)} to extract features from media")
     sources = None if missing else MediaSources(**{key: getattr(params, key) for key in SOURCE_KEYS})

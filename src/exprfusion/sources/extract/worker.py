@@ -16,8 +16,10 @@ import numpy as np
 from exprfusion.sources.extract.audio import SpeechEncoder
 from exprfusion.sources.extract.cache import AudioEntry, FacesEntry
 from exprfusion.sources.extract.checkpoints import compute_device, compute_dtype
+from exprfusion.sources.extract.face_video import DETECT, video_faces
+from exprfusion.sources.extract.faces import FaceDetector, load_detector
 from exprfusion.sources.extract.media import DecodedMedia, MediaError, decode_media
-from exprfusion.sources.extract.plan import MediaJob
+from exprfusion.sources.extract.plan import FRAME_TOLERANCE, MediaJob, VideoJob
 from exprfusion.sources.extract.settings import ExtractSettings
 from exprfusion.sources.extract.visual import FaceEncoder, FaceVideo
 
@@ -59,6 +61,7 @@ class MediaExtractor:
         self.dtype = compute_dtype(settings.precision, self.device)
         self._faces: FaceEncoder | None = None
         self._speech: SpeechEncoder | None = None
+        self._detector: FaceDetector | None = None
 
     @property
     def faces(self) -> FaceEncoder:
@@ -78,6 +81,20 @@ class MediaExtractor:
             )
         return self._speech
 
+    def detected_faces(self, job: MediaJob, video: VideoJob) -> FacesEntry:
+        """A video's faces found in its media by the detector (``faces: detect``), one row per annotated frame:
+        frames past the last decoded one have no face."""
+        if self._detector is None:
+            self._detector = load_detector(self.settings.face_detector)
+        found = video_faces(
+            job.path, self.faces, self._detector, batch_size=self.settings.visual.batch_size, max_frames=video.n_frames
+        )
+        n, decoded = video.n_frames, found.face_mask.size
+        features = np.zeros((n, found.features.shape[1]), dtype=np.float16)
+        face_mask = np.zeros(n, dtype=bool)
+        features[:decoded], face_mask[:decoded] = found.features[:n], found.face_mask[:n]
+        return FacesEntry(features, face_mask, ())
+
     def audio_entry(self, media: DecodedMedia) -> AudioEntry:
         """The speech model's rows over a decoded media, from its first frame to its last."""
         speech = self.speech
@@ -90,24 +107,36 @@ class MediaExtractor:
     def run(self, jobs: Sequence[MediaJob], faces_todo: set[str], audio_todo: set[str]) -> Iterator[Result]:
         """Extract the listed videos' faces and media's audio, job by job, in order.
 
-        Face images stream through ``settings.workers`` decoding processes; up to ``workers + 1`` media files are
-        decoded ahead by threads while the models run.
+        Face images stream through ``settings.workers`` decoding processes (with ``faces: detect``, each video's
+        frames are decoded, searched and cropped here instead); up to ``workers + 1`` media files are decoded ahead by
+        threads while the models run.
         """
+        workers, detect = self.settings.worker_count(), self.settings.faces == DETECT
         face_videos = [FaceVideo(v.name, v.images) for job in jobs for v in job.videos if v.name in faces_todo]
-        faces = self.faces.encode_videos(face_videos, self.settings.workers) if face_videos else iter(())
+        faces = self.faces.encode_videos(face_videos, workers) if face_videos and not detect else iter(())
         audio_jobs = [job for job in jobs if job.media in audio_todo]
         sample_rate = self.speech.sample_rate if audio_jobs else 0
-        ahead = self.settings.workers + 1
-        with ThreadPoolExecutor(max_workers=max(1, self.settings.workers)) as pool:
+        ahead = workers + 1
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
             decoding: dict[str, Future[DecodedMedia]] = {}
             next_audio = 0
             for job in jobs:
                 while next_audio < len(audio_jobs) and len(decoding) < ahead:
                     upcoming = audio_jobs[next_audio]
-                    decoding[upcoming.media] = pool.submit(decode_media, upcoming.path, upcoming.n_frames, sample_rate)
+                    decoding[upcoming.media] = pool.submit(
+                        decode_media, upcoming.path, upcoming.n_frames, sample_rate, frame_tolerance=FRAME_TOLERANCE
+                    )
                     next_audio += 1
                 for video in job.videos:
-                    if video.name in faces_todo:
+                    if video.name in faces_todo and detect:
+                        try:
+                            entry = self.detected_faces(job, video)
+                        except MediaError as error:
+                            decoding.pop(job.media, None)
+                            yield MediaFailed(job.media, str(error))
+                            break
+                        yield FacesDone(video.name, entry)
+                    elif video.name in faces_todo:
                         done = next(faces)
                         yield FacesDone(done.name, FacesEntry(done.features, done.face_mask, done.failures))
                 if job.media in decoding:
