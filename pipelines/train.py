@@ -1,6 +1,7 @@
 """DVC stage `train`: the search's best configuration refit on every training video (or trained anew when
 `train.overrides` moves results); write models/model.pt, log and register it."""
 
+import sys
 import time
 from pathlib import Path
 
@@ -23,6 +24,8 @@ def main() -> None:
     """Read best.json and the `train` params; train, save the artefact, log it to MLflow and register it."""
     params = load_section("train", TrainStageParams)
     best = BestTrial.read(BEST)
+    for warning in best.selection_warnings:  # the search's, from best.json
+        print(f"warning: {warning}", file=sys.stderr)
     corpus = Corpus(corpus_folder())
     started = time.time()  # the MLflow run's start: its duration is the training's
     with progress_callback("train") as update:

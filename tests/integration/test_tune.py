@@ -182,7 +182,8 @@ def test_grid_search_logs_one_child_run_per_point(corpus, mlflow_uri, local_ray,
     assert seen[-1] == (4, 4)
 
     best = json.loads(write_best(result, tmp_path / "reports" / "best.json").read_text())
-    assert set(best) == {"model", "train", "normalisation_choice", "metrics", "history", "parent_run_id", "trials"}
+    assert set(best) == {"model", "train", "normalisation_choice", "metrics", "history", "parent_run_id", "trials",
+                         "selection_split", "selection_warnings"}  # fmt: skip
     assert best["normalisation_choice"] is None, "a set normalisation is not chosen"
     assert best["parent_run_id"] == result.parent_run_id and best["trials"] == 4
     assert best["train"]["epochs"] == 2 and best["model"]["n_layers"] == 1
@@ -287,3 +288,20 @@ def test_asha_stops_the_trial_that_cannot_learn_and_closes_its_child_run(
     assert len(_history(stopped.info.run_id)) < 3
     assert completed.info.status == "FINISHED" and completed.data.tags["stopped_by"] == "max_epochs"
     assert _history(completed.info.run_id) == [0, 1, 2]
+
+
+@pytest.mark.slow
+def test_a_search_on_a_two_video_holdout_warns_that_selection_cannot_choose(mlflow_uri, local_ray, tmp_path, capsys):
+    """Six 60-frame training videos, 30 % held out: a holdout of 2 videos. Every trial stays the same initial model
+    (learning rate 1e-9), so nothing tells the trials apart; the search prints so and best.json records it."""
+    corpus = write_small_corpus(tmp_path / "corpus", n_train=6)
+    tune_params = {"grid": {**GRID, "modality_dropout": [0.0, 0.2]}, "search": {"scheduler": "none"}}
+    train = {**TRAIN, "epochs": 1, "lr": 1e-9, "holdout_fraction": 0.3, "selection": "holdout"}
+    result = run_search(corpus, tune_params, MODEL, train, storage=tmp_path / "ray", experiment="small-holdout")
+    assert result.selection_split is not None and result.selection_split.videos == 2
+    [warning] = [line for line in result.selection_warnings if "between the trials" in line]
+    score = result.trials["macro_f1"].iloc[0]
+    assert "the holdout (2 videos" in warning and f"same score, {score:.4f}" in warning
+    assert "selection cannot choose between the trials" in " ".join(capsys.readouterr().err.split())
+    best = json.loads(write_best(result, tmp_path / "best.json").read_text())
+    assert best["selection_warnings"] == result.selection_warnings and best["selection_split"]["videos"] == 2

@@ -127,6 +127,8 @@ def train(
         )
     if result.normalisation_choice:
         console.print(result.normalisation_choice.summary(), highlight=False)
+        for warning in result.normalisation_choice.warnings:  # the selection split could not tell them apart
+            console.print(f"warning: {warning}", style="bold yellow", highlight=False, markup=False)
     console.print(f"validation: {_scores_text(result.validation_metrics)}", highlight=False)
     console.print(f"wrote {out}", highlight=False)
 

@@ -31,6 +31,7 @@ from exprfusion.tracking.registry import REGISTERED_NAME
 from exprfusion.tracking.runs import DEFAULT_EXPERIMENT
 from exprfusion.training.epoch_report import EpochReport
 from exprfusion.training.normalisation_choice import NormalisationChoice
+from exprfusion.training.selection_check import SplitSize
 from exprfusion.training.train import (
     RESUMABLE_CHANGES,
     TrainResult,
@@ -57,6 +58,8 @@ class BestTrial:
     history: list[EpochReport] = field(default_factory=list)
     parent_run_id: str | None = None
     trials: Annotated[int, Field(ge=1)] = 1
+    selection_split: SplitSize | None = None  # the size of the split the trials were chosen on
+    selection_warnings: list[str] = field(default_factory=list)  # when it could not tell them apart
 
     def __post_init__(self) -> None:
         if not isinstance(self.metrics.get("best_epoch"), int):

@@ -41,6 +41,7 @@ from exprfusion.tracking import runs as tracking
 from exprfusion.tracking.metric_names import TRIAL_EPOCHS, selection_metrics
 from exprfusion.training.epoch_report import EpochReport
 from exprfusion.training.normalisation_choice import AUTO, NormalisationChoice, resolve_normalisation
+from exprfusion.training.selection_check import SplitSize, search_warnings
 from exprfusion.training.train_config import TrainConfig
 
 METRIC = "best_macro_f1"  # a trial's running best selection macro-F1 (after voting + median): what it would keep
@@ -65,6 +66,9 @@ class SearchResult:
     # The best trial's epochs as it ran them (selection scores, loss, lr): the train stage's record of the selection
     # run when it refits that trial instead of repeating it (exprfusion.search.final_training).
     best_history: list[EpochReport] = dataclasses.field(default_factory=list)
+    # When the selection split could not tell the trials or the normalisations apart, and that split's size.
+    selection_warnings: list[str] = dataclasses.field(default_factory=list)
+    selection_split: SplitSize | None = None
 
 
 class _SearchMonitor:
@@ -286,9 +290,14 @@ def run_search(
             results = tuner.fit()
         finally:
             _MONITORS.pop(name, None)
-    return dataclasses.replace(
-        _summarise(results, model, train, parent_run_id, experiment_dir), normalisation_choice=choice
+    summary = _summarise(results, model, train, parent_run_id, experiment_dir)
+    scores = summary.trials.loc[summary.trials["status"] != "error", "macro_f1"].tolist()
+    warnings, size = search_warnings(
+        corpus_root, train, scores, summary.best_metrics.get("macro_f1_ci"), choice.warnings if choice else ()
     )
+    for warning in warnings:
+        console.print(f"warning: {warning}", style="bold yellow", highlight=False, markup=False)
+    return dataclasses.replace(summary, normalisation_choice=choice, selection_warnings=warnings, selection_split=size)
 
 
 def _choose_normalisation(corpus_root: Path, normalisation: str, train: dict[str, Any]) -> NormalisationChoice | None:
@@ -356,8 +365,8 @@ def _summarise(results: Any, model: dict, train: dict, parent_run_id: str, exper
 
 def write_best(result: SearchResult, path: str | Path) -> Path:
     """Write ``best.json`` atomically (read by the train stage): the best trial's ``model`` and ``train`` configs, its
-    selection ``metrics`` (``best_epoch`` among them) and ``history``, ``normalisation_choice``, ``parent_run_id``
-    and the number of ``trials``."""
+    selection ``metrics`` (``best_epoch`` among them) and ``history``, ``normalisation_choice``, ``parent_run_id``,
+    the number of ``trials``, the ``selection_split``'s size and the ``selection_warnings``."""
     path = Path(path)
     payload = {
         "model": result.best_model_config,
@@ -367,6 +376,8 @@ def write_best(result: SearchResult, path: str | Path) -> Path:
         "history": [asdict(report) for report in result.best_history],
         "parent_run_id": result.parent_run_id,
         "trials": len(result.trials),
+        "selection_split": asdict(result.selection_split) if result.selection_split else None,
+        "selection_warnings": result.selection_warnings,
     }
     with atomic_open(path) as handle:
         json.dump(payload, handle, indent=2)

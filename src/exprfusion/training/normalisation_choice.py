@@ -12,14 +12,16 @@ the better candidate wins, ties keeping the first. With holdout selection the va
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sklearn.exceptions import ConvergenceWarning
 
 from exprfusion.data.split_tensors import SplitData, holdout_split
 from exprfusion.evaluation.baseline import BaselineConfig, fit_baseline, sample_training_frames
 from exprfusion.evaluation.metrics import macro_f1
+from exprfusion.evaluation.uncertainty import VideoBootstrap
 from exprfusion.inference.window_logits import centred_split
+from exprfusion.training.selection_check import SplitSize, normalisation_warning
 
 AUTO = "auto"
 CANDIDATES: tuple[str, ...] = ("robust", "video")  # as they come (robustly standardised), or centred per video first
@@ -30,10 +32,16 @@ CHOICE_BASELINE = BaselineConfig(max_train_frames=8000, max_iter=100)
 
 @dataclass(frozen=True)
 class NormalisationChoice:
-    """The normalisation chosen, and the baseline's macro-F1 on the selection split under each candidate."""
+    """The normalisation chosen, and the baseline's macro-F1 on the selection split under each candidate.
+
+    ``difference_ci`` is the paired 95 % bootstrap interval over the split's videos of the first candidate's score
+    minus the second's; ``warning`` says when it contains 0 (:mod:`exprfusion.training.selection_check`).
+    """
 
     chosen: str
     scores: dict[str, float]
+    difference_ci: list[float] | None = None
+    warnings: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         """One line for a console: the choice and the scores behind it."""
@@ -46,6 +54,7 @@ def choose_normalisation(
     select: SplitData,
     candidates: tuple[str, ...] = CANDIDATES,
     config: BaselineConfig = CHOICE_BASELINE,
+    split_name: str = "holdout",
 ) -> NormalisationChoice:
     """Score each candidate normalisation by the baseline fitted on ``fit`` and scored on ``select``.
 
@@ -53,15 +62,22 @@ def choose_normalisation(
     standardises each stream itself). Scores are rounded to 4 decimals, so that a tie is a tie on every machine.
     """
     truth = select.labels.cpu().numpy()
-    scores = {}
+    scores, labels = {}, {}
     for candidate in candidates:
         fitted, scored = (centred_split(fit), centred_split(select)) if candidate == "video" else (fit, select)
         with warnings.catch_warnings():  # max_iter bounds the cost on purpose: an unconverged fit still ranks
             warnings.simplefilter("ignore", ConvergenceWarning)
             baseline = fit_baseline(sample_training_frames(fitted, config), "both", config)
-        scores[candidate] = round(float(macro_f1(truth, baseline.predict(scored, config.smoothing))), 4)
+        labels[candidate] = baseline.predict(scored, config.smoothing)
+        scores[candidate] = round(float(macro_f1(truth, labels[candidate])), 4)
     chosen = max(candidates, key=lambda name: (scores[name], -candidates.index(name)))
-    return NormalisationChoice(chosen=chosen, scores=scores)
+    if len(candidates) < 2:
+        return NormalisationChoice(chosen=chosen, scores=scores)
+    bootstrap = VideoBootstrap(truth, select.lengths)  # paired: both candidates scored on the same resamples
+    first, second = (bootstrap.macro_f1(labels[name]) for name in candidates[:2])
+    difference = [round(bound, 4) for bound in bootstrap.interval(first - second)]
+    warning = normalisation_warning(scores, difference, SplitSize.of(split_name, select))
+    return NormalisationChoice(chosen, scores, difference, [warning] if warning else [])
 
 
 def resolve_normalisation(
@@ -79,4 +95,4 @@ def resolve_normalisation(
         fit, select = holdout_split(train, holdout_fraction)
     else:
         fit, select = train, validation
-    return choose_normalisation(fit, select)
+    return choose_normalisation(fit, select, split_name=selection)
