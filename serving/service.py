@@ -45,6 +45,7 @@ from exprfusion.service.client_error_logs import install_client_error_filter
 from exprfusion.service.limits import (
     MAX_JSON_BYTES_ENV,
     MAX_REQUEST_BYTES_ENV,
+    RELEASE_BYTES,
     BodyRule,
     RequestGuard,
     ServingLimits,
@@ -72,7 +73,7 @@ from exprfusion.service.schemas import (
 )
 from exprfusion.service.stream_api import StreamAnswer
 from exprfusion.service.video_api import MAX_VIDEO_BYTES_ENV, VideoEndpoints, VideoLimits, VideoPredictResponse
-from exprfusion.service.workers import prediction_workers, torch_threads
+from exprfusion.service.workers import prediction_workers, release_freed_memory, torch_threads
 from exprfusion.tracking.packaging import CARD_FILE, read_card
 from serving.streaming import ARGUMENTS, StreamingService
 
@@ -144,7 +145,7 @@ class ExpressionService:
         ctx.response.headers["Server-Timing"] = (
             f"checks;dur={1000 * (checked - started):.1f}, model;dur={1000 * (done - checked):.1f}"
         )
-        return prediction_response(
+        answer = prediction_response(
             labels,
             frame_probabilities if probabilities else None,
             video["face_mask"],
@@ -152,6 +153,9 @@ class ExpressionService:
             fps,
             self.version,
         )
+        if video["visual"].nbytes + video["audio"].nbytes >= RELEASE_BYTES:
+            release_freed_memory()  # what decoding and labelling a long video freed goes back to the system
+        return answer
 
     @bentoml.api(route="/predict")
     def predict(

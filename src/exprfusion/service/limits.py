@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from exprfusion.core.environment import environment, variable
+from exprfusion.service.workers import release_freed_memory
 
 MAX_FRAMES_ENV = variable("max_frames")
 MAX_REQUEST_BYTES_ENV = variable("max_request_bytes")
@@ -59,6 +60,9 @@ class BodyRule:
 
 
 DRAIN_BYTES = 64 * 1024 * 1024
+RELEASE_BYTES = 64 * 1024 * 1024
+"""A body at least this large has its pieces' memory handed back to the system once joined
+(:func:`exprfusion.service.workers.release_freed_memory`)."""
 """The most bytes of a refused body read (and thrown away) so that the client receives the refusal."""
 
 
@@ -140,13 +144,18 @@ class RequestGuard:
             if not message.get("more_body", False):
                 break
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        chunks.clear()  # the body is held once while the app runs (the pieces are freed now, the joined body below)
+        if size >= RELEASE_BYTES:
+            release_freed_memory()
         replayed = False
 
         async def replay() -> Message:
-            nonlocal replayed
+            nonlocal replayed, body
             if replayed:
                 return await receive()
             replayed = True
-            return {"type": "http.request", "body": body, "more_body": False}
+            message = {"type": "http.request", "body": body, "more_body": False}
+            body = b""  # the app holds it from here
+            return message
 
         await self.app(scope, replay, send)

@@ -1,4 +1,5 @@
-"""How the service's processes share the machine: ``EXPRFUSION_WORKERS`` prediction workers and their torch threads.
+"""How the service's processes share the machine: ``EXPRFUSION_WORKERS`` prediction workers, their torch threads,
+and the memory a large request leaves behind.
 
 BentoML limits a CPU worker's BLAS/OpenMP threads to 1 unless the service declares CPUs; one video's windows are one
 batched forward pass, which uses every core it is given. Each worker therefore takes ``EXPRFUSION_TORCH_THREADS``
@@ -8,7 +9,11 @@ streaming worker takes as many as one prediction worker.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import functools
 import os
+from collections.abc import Callable
 
 from exprfusion.core.environment import Environment, environment
 
@@ -22,3 +27,26 @@ def torch_threads(env: Environment | None = None) -> int:
 def prediction_workers() -> int:
     """``EXPRFUSION_WORKERS``: the prediction workers of one server (``make serve WORKERS=N``)."""
     return environment().workers
+
+
+def release_freed_memory() -> bool:
+    """Hand the memory freed inside this process back to the operating system (glibc's ``malloc_trim``); whether
+    it could be asked.
+
+    A large body arrives in many small pieces that land on the C heap; once joined and freed, glibc keeps their
+    pages for reuse, so a worker that read one hour-long request would stay gigabytes large. Called after a large
+    body is joined (:class:`exprfusion.service.limits.RequestGuard`). Elsewhere than glibc, nothing happens.
+    """
+    trim = _malloc_trim()
+    if trim is None:
+        return False
+    trim(0)
+    return True
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
