@@ -120,7 +120,7 @@ def test_the_configured_name_or_its_folder_reads_every_workers_file(tmp_path):
         assert result.exit_code == 0, result.output
         printed = result.output.replace("\n", "")  # the console wraps long lines
         for name, count in files.items():
-            assert f"read {count} records from {logs / name}" in printed
+            assert f"read {count} {'record' if count == 1 else 'records'} from {logs / name}" in printed
         assert "(10 records from 4 files)" in printed
         assert "20 frames" in out.read_text()  # 10 records of 2 frames: the file outside logs/ is not read
 

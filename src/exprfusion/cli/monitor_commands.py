@@ -35,5 +35,5 @@ def drift_report(
     read: dict[Path, int] = {}
     path = write_drift_report(logs, out, model=model, bin_seconds=bin_seconds, read=read)
     for file, records in read.items():
-        console.print(f"read {records} records from {file}")
+        console.print(f"read {records} {'record' if records == 1 else 'records'} from {file}")
     console.print(f"drift report: {path} ({sum(read.values())} records from {len(read)} files)")
