@@ -4,6 +4,7 @@ server."""
 from __future__ import annotations
 
 import io
+import zipfile
 
 import numpy as np
 import pytest
@@ -80,3 +81,18 @@ def test_big_endian_arrays_are_read_in_native_byte_order_with_the_same_values(dt
     from exprfusion.inference.window_logits import _as_tensor
 
     _as_tensor(video["visual"])  # torch.from_numpy refuses non-native byte order
+
+
+def test_an_archive_of_many_unknown_members_is_refused_in_one_short_message():
+    """20 000 empty members (a body of about 2 MB): the refusal names five and counts the rest."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for index in range(20_000):
+            archive.writestr(f"m{index:05d}.npy", b"")
+    with pytest.raises(InputError) as refused:
+        read_video_npz_source(buffer.getvalue(), "request", config=CONFIG, max_frames=100, allow_missing_stream=True)
+    message = str(refused.value)
+    assert message.startswith(
+        "request: unexpected arrays ['m00000', 'm00001', 'm00002', 'm00003', 'm00004'] and 19995 more"
+    )
+    assert len(message) < 200

@@ -277,7 +277,8 @@ def read_npz_arrays(
             members[key] = info
         unknown = sorted(set(members) - set(known))
         if unknown:
-            raise InputError(f"{name}: unexpected arrays {unknown}; expected {', '.join(known)}")
+            shown = f"{unknown[:5]} and {len(unknown) - 5} more" if len(unknown) > 5 else f"{unknown}"
+            raise InputError(f"{name}: unexpected arrays {shown}; expected {', '.join(known)}")
         byte_limit = _npz_bytes_limit(config, max_frames)
         for key, info in members.items():
             label = f"{name}: array '{key}'"
