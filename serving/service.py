@@ -221,7 +221,7 @@ class ExpressionService:
         Query option: `return_probabilities`. The answer adds each frame's time and face box; `summary.fps` is the
         video's frame rate. See `src/exprfusion/service/video_api.py` for the size and duration limits.
         """
-        status, answer = self.video.predict_video(video, dict(ctx.request.query_params))
+        status, answer = self.video.predict_video(video, dict(ctx.request.query_params), ctx.response.headers)
         return answer if status == 200 else _error(ctx, status, answer)
 
     @model_routes.post("/stream/open")

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from servers import package_bento
-from video.video_factories import N_FRAMES, write_face_video
+from video.video_factories import N_FRAMES, write_face_video, write_truncated_video
 
 from exprfusion.inference.predict import predict_video
 from exprfusion.model.artifact import load_model
@@ -26,6 +26,16 @@ pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
 MAX_STREAMS = 2
 MAX_VIDEO_SECONDS = 5
+REGISTRATION = {  # what training registered, as reports/registration.json holds it (the package stage reads it)
+    "run_id": "0" * 32,
+    "name": "exprfusion-fusion",
+    "version": 1,
+    "model_uri": "models:/exprfusion-fusion/1",
+    "macro_f1": 0.25,
+    "corpus_hash": "0" * 64,
+    "promoted": True,
+    "decision": "first champion",
+}
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +49,7 @@ def service(tmp_path_factory, tiny_artefact: Path) -> Iterator[str]:
         "EXPRFUSION_MAX_STREAMS": str(MAX_STREAMS),
         "EXPRFUSION_MAX_VIDEO_SECONDS": str(MAX_VIDEO_SECONDS),
     }
-    tag, _ = package_bento(root / "work", tiny_artefact, env)
+    tag, _ = package_bento(root / "work", tiny_artefact, env, REGISTRATION)
     with bentoml_serve([tag], root / "server.log", env) as server:
         yield server.url
 
@@ -121,3 +131,26 @@ def test_a_stream_over_http_equals_offline_and_the_session_limit_answers_429(cli
     assert reopened.status_code == 200
     for session in (sessions[1], reopened.json()):
         assert client.post(f"/stream/{session['session']}/close").status_code == 200
+
+
+def test_a_truncated_video_answers_its_decoded_and_declared_frames_with_timings(client, tmp_path):
+    _, truncated = write_truncated_video(
+        tmp_path / "half.mp4", n_frames=40
+    )  # declares 40 frames (4 s), holds about half
+    answer = client.post(
+        "/predict_video", content=truncated.read_bytes(), headers={"content-type": "application/octet-stream"}
+    )
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    decoded = len(body["labels"])
+    assert 0 < decoded < 40
+    assert body["summary"]["decoded_frames"] == decoded and body["summary"]["declared_frames"] == 40
+    assert any(f"decoded {decoded} of the 40 frames" in line for line in body["warnings"]), body["warnings"]
+    assert all(str(tmp_path) not in line for line in body["warnings"])  # the upload's temporary name is not shown
+    timing = answer.headers["server-timing"]
+    assert timing.startswith("features;dur=") and ", model;dur=" in timing
+
+
+def test_an_empty_body_is_named_as_such(client):
+    answer = client.post("/predict_video", content=b"", headers={"content-type": "application/octet-stream"})
+    assert answer.status_code == 400 and "the body is empty" in answer.json()["error"], answer.text

@@ -15,20 +15,23 @@ The streaming routes, chunks of frame features in and final labels out, are
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable
+import time
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from exprfusion.core.environment import environment, variable
 from exprfusion.core.errors import InputError
 from exprfusion.model.artifact import InferenceSettings
 from exprfusion.model.fusion_transformer import FusionTransformer
-from exprfusion.service.schemas import PredictResponse, http_status, prediction_response
+from exprfusion.service.schemas import PredictionSummary, PredictResponse, http_status, prediction_response
 from exprfusion.service.stream_api import StreamOptions, query_error
-from exprfusion.video.prediction import VideoFeatureExtractor, extractor_of, predict_video_file
+from exprfusion.video.prediction import VideoFeatureExtractor, extractor_of, predict_video_features
 
 __all__ = ["StreamOptions", "VideoEndpoints", "VideoLimits", "VideoOptions", "VideoPredictResponse"]  # StreamOptions:
 # the streaming routes' query options, now in exprfusion.service.stream_api, still importable from here
@@ -68,11 +71,21 @@ class VideoOptions(BaseModel):
     return_probabilities: bool = False
 
 
-class VideoPredictResponse(PredictResponse):
-    """The ``/predict`` answer plus each frame's time and face box (``summary.fps`` is the video's frame rate)."""
+class VideoSummary(PredictionSummary):
+    """The ``/predict`` summary plus the frames decoded and the frames the file declares."""
 
+    decoded_frames: int = Field(description="frames decoded from the file (one label each)")
+    declared_frames: int | None = Field(description="frames the file's container declares (null: none declared)")
+
+
+class VideoPredictResponse(PredictResponse):
+    """The ``/predict`` answer plus each frame's time and face box (``summary.fps`` is the video's frame rate), and
+    what decoding lost or what differs from the model's training faces (``warnings``)."""
+
+    summary: VideoSummary
     timestamps_s: list[float] = Field(description="when each frame is shown, seconds from the first frame")
     face_boxes: list[list[int] | None] = Field(description="per frame [x, y, width, height] of the face, or null")
+    warnings: list[str] = Field(description="frames declared but not decoded, audio ending early, other crops")
 
 
 class VideoEndpoints:
@@ -107,8 +120,11 @@ class VideoEndpoints:
         except InputError as error:  # the service still labels features; /predict_video names the problem
             self.extractor_error = error
 
-    def predict_video(self, body: bytes, query: dict[str, str]) -> tuple[int, VideoPredictResponse | str]:
-        """Label every frame of an uploaded video file."""
+    def predict_video(
+        self, body: bytes, query: dict[str, str], headers: MutableMapping[str, str] | None = None
+    ) -> tuple[int, VideoPredictResponse | str]:
+        """Label every frame of an uploaded video file; ``headers`` get its ``Server-Timing`` (milliseconds spent
+        decoding the video and extracting its features, ``features``, and labelling them, ``model``)."""
         try:
             options = VideoOptions.model_validate(query)
         except ValidationError as error:
@@ -116,18 +132,24 @@ class VideoEndpoints:
         if self.extractor is None:
             assert self.extractor_error is not None
             return http_status(self.extractor_error), f"this service cannot read video: {self.extractor_error}"
-        if not body:
+        if not body or body == b"{}":  # BentoML hands an empty body on as "{}", JSON's empty object
             return 400, "request: the body is empty; send the video file as the body"
         with tempfile.NamedTemporaryFile(prefix="exprfusion-video-") as upload:
             upload.write(body)
             upload.flush()
+            started = time.perf_counter()
             try:
-                prediction = predict_video_file(
-                    self.model, self.inference, self.extractor, upload.name, max_seconds=self.limits.max_video_seconds
-                )
+                with torch.inference_mode():
+                    features = self.extractor.extract(upload.name, max_seconds=self.limits.max_video_seconds)
             except InputError as error:
                 return http_status(error), str(error).replace(upload.name, "request")
-        features = prediction.features
+        extracted = time.perf_counter()
+        prediction = predict_video_features(self.model, self.inference, features)
+        if headers is not None:
+            labelled = time.perf_counter() - extracted
+            headers["Server-Timing"] = (
+                f"features;dur={1000 * (extracted - started):.1f}, model;dur={1000 * labelled:.1f}"
+            )
         if self.observe is not None:
             self.observe(prediction.labels, features.face_mask, features.audio_mask)
         base = prediction_response(
@@ -138,8 +160,12 @@ class VideoEndpoints:
             features.fps,
             self.version,
         )
+        summary = VideoSummary.model_construct(
+            **dict(base.summary), decoded_frames=features.decoded_frames, declared_frames=features.declared_frames
+        )
         return 200, VideoPredictResponse.model_construct(
-            **dict(base),
+            **{**dict(base), "summary": summary},
             timestamps_s=np.round(features.frame_times, 6).tolist(),
             face_boxes=[box.to_list() if box else None for box in features.boxes],
+            warnings=[line.replace(Path(upload.name).name, "request") for line in features.warnings],
         )
