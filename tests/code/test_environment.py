@@ -26,7 +26,7 @@ def clean_environment(monkeypatch):
 def test_unset_or_empty_variables_take_the_defaults(monkeypatch):
     monkeypatch.setenv("EXPRFUSION_MAX_FRAMES", "")
     env = environment()
-    assert env == Environment() and env.max_frames == 108_000 and env.face_detector == "haar"
+    assert env == Environment() and env.max_frames == 108_000 and env.face_detector is None  # the model's detector
     assert env.torch_threads is None and env.visual_model is None
 
 

@@ -33,14 +33,14 @@ class Environment(BaseSettings):
     max_json_bytes: Positive = 256 << 20
     # Video routes (exprfusion.service.video_api): upload size and length, open streams, idle seconds before a
     # stream is dropped; folders replacing the extractor's moved checkpoints, and the face detector (``haar`` or an
-    # import path, exprfusion.video.faces.load_detector).
+    # import path, exprfusion.sources.extract.faces.load_detector).
     max_video_bytes: Positive = 512 << 20
     max_video_seconds: Positive = 600
     max_streams: Positive = 8
     stream_idle_seconds: Positive = 60
     visual_model: str | None = None
     audio_model: str | None = None
-    face_detector: str = "haar"
+    face_detector: str | None = None  # None: the detector of the model's training faces, else haar
     # Monitoring (exprfusion.service.metrics): frames in each worker's drift window; the request log (``off``: none;
     # each worker writes ``<stem>-w<index><suffix>``), its rotation size and the rotated files kept.
     drift_window: Positive = 9000

@@ -2,11 +2,13 @@
 
 ``/predict_video`` reads a video file as the request body (``application/octet-stream``), at most
 ``EXPRFUSION_MAX_VIDEO_BYTES`` (default 512 MiB; 413 above) and ``EXPRFUSION_MAX_VIDEO_SECONDS`` long (default 600;
-413 above), and labels it with :func:`exprfusion.video.prediction.predict_video_file`, the function behind
-``exprfusion predict --video``. The feature extractor is the model's own (its artefact's extractor record), loaded
-when the service starts; ``EXPRFUSION_VISUAL_MODEL`` / ``EXPRFUSION_AUDIO_MODEL`` name folders that replace moved
-checkpoints and ``EXPRFUSION_FACE_DETECTOR`` another detector (:func:`exprfusion.video.faces.load_detector`). A model
-that cannot read video features answers 422 naming why.
+413 above), and labels it as ``exprfusion predict --video`` does
+(:meth:`exprfusion.video.prediction.VideoFeatureExtractor.extract`, then
+:func:`exprfusion.video.prediction.predict_video_features`). The feature extractor is the model's own (its
+artefact's extractor record), loaded when the service starts; ``EXPRFUSION_VISUAL_MODEL`` /
+``EXPRFUSION_AUDIO_MODEL`` name folders that replace moved checkpoints and ``EXPRFUSION_FACE_DETECTOR`` another
+detector (:func:`exprfusion.sources.extract.faces.load_detector`; unset: the detector of the model's training faces,
+else ``haar``). A model that cannot read video features answers 422 naming why.
 
 The streaming routes, chunks of frame features in and final labels out, are
 :mod:`exprfusion.service.stream_api`.
