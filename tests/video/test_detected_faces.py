@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from typer.testing import CliRunner
 from video.video_factories import BLANK_FRAMES, N_FRAMES, tiny_extract_settings, write_face_video
 
@@ -18,7 +19,11 @@ from exprfusion.inference.predict import predict_video
 from exprfusion.model.artifact import load_model, save_model
 from exprfusion.model.fusion_config import FusionConfig
 from exprfusion.sources.extract.build import extract_corpus
+from exprfusion.sources.extract.checkpoints import describe_checkpoint
+from exprfusion.sources.extract.face_video import video_faces
+from exprfusion.sources.extract.faces import load_detector
 from exprfusion.sources.extract.settings import MediaSources
+from exprfusion.sources.extract.visual import FaceEncoder
 from exprfusion.training.train import train_model, training_metadata
 from exprfusion.training.train_config import TrainConfig
 from exprfusion.video.prediction import VideoFeatureExtractor, extractor_of
@@ -123,3 +128,16 @@ def test_detect_faces_refuses_a_media_of_two_people(raw_corpus, tiny_models, tmp
     settings = dataclasses.replace(tiny_extract_settings(tiny_models), faces="detect")
     with pytest.raises(Exception, match=r"2 annotated people \(duo_left, duo_right\)"):
         extract_corpus(sources, settings, tmp_path / "corpus")
+
+
+def test_a_video_cut_at_the_annotations_end_gives_the_same_features_for_its_frames(raw_corpus, tiny_models):
+    """Training may stop decoding at the annotation's last frame (a few before the video's), serving decodes them all:
+    the frames both decode get the same bytes, whichever crops share their last batch."""
+    settings = tiny_extract_settings(tiny_models)
+    encoder = FaceEncoder(settings.visual, describe_checkpoint(settings.visual.model, None), torch.device("cpu"), None)
+    video, detector = raw_corpus[0] / "videos" / "raw2.mp4", load_detector("haar")
+    whole = video_faces(video, encoder, detector, batch_size=4)
+    for cut in (N_FRAMES - 3, N_FRAMES - 2):  # last batches of 1 and 2 crops where the whole video's hold 4
+        part = video_faces(video, encoder, detector, batch_size=4, max_frames=cut)
+        assert part.face_mask.size == cut and whole.face_mask.size == N_FRAMES
+        assert part.features.tobytes() == whole.features[:cut].tobytes()

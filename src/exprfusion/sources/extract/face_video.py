@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from exprfusion.sources.extract.faces import CROP_MARGIN, CROP_SIZE, FaceBox, FaceDetector, crop_face
 from exprfusion.sources.extract.media import DeclaredFrames, MediaError, declared_frames
@@ -107,7 +108,8 @@ def video_faces(
         path: the video file.
         encoder: the image model.
         detector: the face detector.
-        batch_size: crops per forward pass (consecutive face frames; training and serving must use the same).
+        batch_size: crops per forward pass (consecutive face frames, the last pass filled up; training and serving
+            must use the same).
         max_frames: decode no more than this many frames.
         max_seconds: refuse a video longer than this (:class:`MediaTooLong`).
 
@@ -124,7 +126,10 @@ def video_faces(
 
     def embed_pending() -> None:
         pixels = encoder.processor(images=pending, return_tensors="pt")["pixel_values"]
-        chunks.append(encoder.embed(pixels).cpu().numpy())
+        count = pixels.shape[0]  # a short last batch is filled up: every pass has one shape, so a crop's features do
+        # not depend on which crops share its pass (training may stop at the annotation's end, serving at the video's)
+        filler = pixels[-1:].expand(batch_size - count, *pixels.shape[1:])
+        chunks.append(encoder.embed(torch.cat([pixels, filler]))[:count].cpu().numpy())
         pending.clear()
 
     try:
