@@ -154,7 +154,7 @@ class ExpressionService:
             self.version,
         )
         if video["visual"].nbytes + video["audio"].nbytes >= RELEASE_BYTES:
-            release_freed_memory()  # what decoding and labelling a long video freed goes back to the system
+            release_freed_memory()  # what reading and labelling a long video freed goes back before the answer does
         return answer
 
     @bentoml.api(route="/predict")
@@ -207,6 +207,8 @@ class ExpressionService:
                 features, "request", config=config, max_frames=LIMITS.max_frames, allow_missing_stream=True
             )
 
+        if len(features) >= RELEASE_BYTES:
+            release_freed_memory()  # the pieces the body came in were freed once joined: back to the system first
         return self._label(ctx, read, options.fps, options.return_probabilities)
 
     @bentoml.api(route="/predict_video")

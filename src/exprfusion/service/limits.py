@@ -14,6 +14,7 @@ the answer at once; so does a larger body, on a connection closed after the answ
 from __future__ import annotations
 
 import json
+from collections import deque
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
@@ -61,7 +62,7 @@ class BodyRule:
 
 DRAIN_BYTES = 64 * 1024 * 1024
 RELEASE_BYTES = 64 * 1024 * 1024
-"""A body at least this large has its pieces' memory handed back to the system once joined
+"""After a body at least this large is answered, the memory freed is handed back to the system
 (:func:`exprfusion.service.workers.release_freed_memory`)."""
 """The most bytes of a refused body read (and thrown away) so that the client receives the refusal."""
 
@@ -94,7 +95,7 @@ class RequestGuard:
 
     Any other request's body is bounded by ``max_bytes``. A declared ``Content-Length`` over the limit is refused
     without keeping any of the body; otherwise the body is read, counting, up to the limit (chunked uploads
-    included) and handed on whole. A refused body is drained first (:data:`DRAIN_BYTES`).
+    included) and then handed on, in the pieces it came in. A refused body is drained first (:data:`DRAIN_BYTES`).
     """
 
     def __init__(self, app: App, max_bytes: int, setting: str, rules: dict[str, BodyRule]) -> None:
@@ -143,19 +144,17 @@ class RequestGuard:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
-        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        chunks.clear()  # the body is held once while the app runs (the pieces are freed now, the joined body below)
-        if size >= RELEASE_BYTES:
-            release_freed_memory()
-        replayed = False
+        # Handed on as it came, piece by piece, each let go of once handed: the app joins the pieces itself (a join
+        # here too would copy the body once more and hold it twice).
+        pieces = deque(chunks or [b""])
+        chunks.clear()
 
         async def replay() -> Message:
-            nonlocal replayed, body
-            if replayed:
+            if not pieces:  # the whole body was handed on: what follows (a disconnect) is the client's
                 return await receive()
-            replayed = True
-            message = {"type": "http.request", "body": body, "more_body": False}
-            body = b""  # the app holds it from here
-            return message
+            piece = pieces.popleft()
+            return {"type": "http.request", "body": piece, "more_body": bool(pieces)}
 
         await self.app(scope, replay, send)
+        if size >= RELEASE_BYTES:  # what reading and answering a large body freed goes back to the system
+            release_freed_memory()

@@ -34,8 +34,8 @@ def release_freed_memory() -> bool:
     it could be asked.
 
     A large body arrives in many small pieces that land on the C heap; once joined and freed, glibc keeps their
-    pages for reuse, so a worker that read one hour-long request would stay gigabytes large. Called after a large
-    body is joined (:class:`exprfusion.service.limits.RequestGuard`). Elsewhere than glibc, nothing happens.
+    pages for reuse, so a worker that answered one hour-long request would stay gigabytes large. Called once a
+    large body is answered (:class:`exprfusion.service.limits.RequestGuard`). Elsewhere than glibc, nothing happens.
     """
     trim = _malloc_trim()
     if trim is None:
