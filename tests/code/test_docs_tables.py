@@ -26,12 +26,10 @@ generate_tables = load_generator()
 
 @pytest.fixture
 def copy(tmp_path: Path) -> Path:
-    """A copy of the documents and the committed results, without repro_seeds.jsonl or reports/."""
+    """A copy of the documents and the committed results (not reports/, which is this machine's run)."""
     shutil.copy(ROOT / "README.md", tmp_path / "README.md")
     shutil.copytree(ROOT / "docs", tmp_path / "docs", ignore=shutil.ignore_patterns("*.py", "__pycache__"))
-    shutil.copytree(
-        ROOT / "benchmarks" / "results", tmp_path / "benchmarks" / "results", ignore=shutil.ignore_patterns("repro_*")
-    )
+    shutil.copytree(ROOT / "benchmarks" / "results", tmp_path / "benchmarks" / "results")
     return tmp_path
 
 
@@ -93,6 +91,7 @@ def repro_run(seed: int, f1: float, commit: str = "abcdef123456") -> dict:
 
 
 def test_repro_seeds_absent_then_present(copy: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (copy / "benchmarks" / "results" / "repro_seeds.jsonl").unlink(missing_ok=True)
     sources = generate_tables.Sources(copy / "benchmarks" / "results", copy / "reports")
     repro, history = generate_tables.TABLES["repro"].render, generate_tables.TABLES["repro-history"].render
     assert repro(sources) == history(sources) == "Not measured yet — run `python benchmarks/repro_seeds.py`."
