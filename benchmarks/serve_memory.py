@@ -3,9 +3,10 @@
 The service runs the model ``make repro`` trains (its settings, random weights: the memory does not depend on them;
 ``serve_latency.make_repro_model``) with one prediction worker. The request is an hour at 30 fps (108 000 frames of
 1024 + 1024 float16 features and both masks, about 442 MB as ``.npz``), sent once as a warm-up and then
-``--repeats`` times; while each request runs, the worker's resident memory is sampled every 10 ms. Printed and
-appended to ``benchmarks/results/serve_memory.jsonl``: the worker's memory before the request, its peak, the peak
-over the body (the goal: at most 4), the increase over the body, and the request's time.
+``--repeats`` times, each once the worker's memory has settled after the previous one (its memory is what one
+request costs, not two overlapping); while each request runs, the worker's resident memory is sampled every 10 ms.
+Printed and appended to ``benchmarks/results/serve_memory.jsonl``: the worker's memory before the request, its
+peak, the peak over the body (the goal: at most 4), the increase over the body, and the request's time.
 
     python benchmarks/serve_memory.py
     python benchmarks/serve_memory.py --frames 54000 --no-record
@@ -77,6 +78,20 @@ class PeakMemory(threading.Thread):
         return self.peak
 
 
+def settled(worker: psutil.Process, seconds: float = 10.0) -> int:
+    """The worker's resident memory once it stops falling (the previous request's memory given back), at most
+    ``seconds`` later."""
+    deadline = time.monotonic() + seconds
+    rss = worker.memory_info().rss
+    while time.monotonic() < deadline:
+        time.sleep(0.25)
+        now = worker.memory_info().rss
+        if now >= rss - 1_000_000:
+            return now
+        rss = now
+    return rss
+
+
 def measure(body: bytes, repeats: int) -> dict:
     """Serve the model, send the body ``repeats + 1`` times (the first a warm-up), sample the worker's memory."""
     runs = []
@@ -86,7 +101,7 @@ def measure(body: bytes, repeats: int) -> dict:
         with local_service(model, Path(folder), limits) as url, httpx.Client(base_url=url, timeout=900) as http:
             worker = prediction_worker(url)
             for run in range(repeats + 1):
-                before = worker.memory_info().rss
+                before = settled(worker)
                 sampler = PeakMemory(worker)
                 sampler.start()
                 started = time.perf_counter()
