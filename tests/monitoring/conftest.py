@@ -2,7 +2,8 @@
 
 The model is trained on the spot (the planted-signal corpus, two epochs of a 16-wide model; its metadata carries the
 ``prediction_prior``), put into a temporary BentoML store by the library (``package_model``, ``store_model``) and
-served from this checkout's ``serving.service`` on a free loopback port, with ``workers: 2``.
+served from this checkout's ``serving.service`` on a free loopback port, with two prediction workers
+(``EXPRFUSION_WORKERS=2``).
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         **os.environ,
         "BENTOML_HOME": str(root / "bentoml"),
         "BENTOML_DO_NOT_TRACK": "True",
-        "BENTOML_CONFIG_OPTIONS": "services.exprfusion.workers=2",
+        "EXPRFUSION_WORKERS": "2",  # what make serve WORKERS=2 sets
         "EXPRFUSION_REQUEST_LOG": str(request_log),
         "EXPRFUSION_DRIFT_WINDOW": "100000",
     }
