@@ -62,7 +62,7 @@ exp-show: install
 
 # Prints the address that opens the experiment on its runs table (MLflow 3's UI otherwise opens the GenAI view).
 mlflow-ui: install
-	@$(BIN)/python -m exprfusion.tracking.mlflow_ui --port 5000
+	@$(BIN)/exprfusion mlflow-url --port 5000
 	$(BIN)/mlflow ui --backend-store-uri $(MLFLOW_TRACKING_URI) --port 5000
 
 # Serves the Bento the package stage built (models/package/bento.json), rebuilt first if this store lacks it.

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import mlflow
 import pytest
 
@@ -22,3 +25,14 @@ def test_the_address_names_the_experiment_and_the_model_training_view(tmp_path, 
     url = runs_url("http://127.0.0.1:5000/", found)
     assert url == f"http://127.0.0.1:5000/#/experiments/{created}/runs?workflowType=machine_learning"
     assert runs_url("http://h:1", None) == "http://h:1/#/experiments?workflowType=machine_learning"
+
+
+def test_make_mlflow_ui_prints_the_runs_address_of_the_params_experiment(tmp_path):
+    (tmp_path / "params.yaml").write_text("tune:\n  experiment: my-search\n")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    created = mlflow.create_experiment("my-search")
+    command = [sys.executable, "-m", "exprfusion", "mlflow-url", "--port", "5055"]
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, env={"MLFLOW_TRACKING_URI": uri})
+    assert done.returncode == 0, done.stderr
+    assert f"http://127.0.0.1:5055/#/experiments/{created}/runs?workflowType=machine_learning" in done.stdout

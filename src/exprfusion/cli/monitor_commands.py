@@ -1,4 +1,4 @@
-"""Monitoring commands: ``drift-report``."""
+"""Monitoring commands: ``drift-report`` (the service's drift) and ``mlflow-url`` (where the runs are read)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,11 @@ from typing import Annotated
 import typer
 
 from exprfusion.cli.app import app, clean_errors
+from exprfusion.core.params import DEFAULT_PARAMS, load_section
 from exprfusion.core.progress import console
 from exprfusion.monitoring.drift_report import write_drift_report
+from exprfusion.search.tune_params import TuneParams
+from exprfusion.tracking.mlflow_ui import experiment_id, runs_url
 
 
 @app.command("drift-report")
@@ -37,3 +40,18 @@ def drift_report(
     for file, records in read.items():
         console.print(f"read {records} {'record' if records == 1 else 'records'} from {file}")
     console.print(f"drift report: {path} ({sum(read.values())} records from {len(read)} files)")
+
+
+@app.command("mlflow-url")
+@clean_errors
+def mlflow_url(
+    port: Annotated[int, typer.Option(help="The MLflow UI's port.")] = 5000,
+    host: Annotated[str, typer.Option(help="The MLflow UI's host.")] = "127.0.0.1",
+    params: Annotated[Path, typer.Option(help="The parameters file naming the experiment (tune.experiment).")] = (
+        DEFAULT_PARAMS
+    ),
+) -> None:
+    """Print the address that opens the search's experiment on its runs table in the MLflow UI."""
+    name = load_section("tune", TuneParams, params).experiment
+    url = runs_url(f"http://{host}:{port}", experiment_id(name))
+    typer.echo(f"MLflow UI, experiment {name!r} on its runs table: {url}")

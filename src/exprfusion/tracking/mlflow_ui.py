@@ -2,17 +2,13 @@
 
 MLflow 3's UI opens an experiment on its GenAI view unless the address carries ``?workflowType=machine_learning``;
 the toggle is remembered in the browser and ignores the experiment's ``mlflow.experimentKind`` tag. ``make mlflow-ui``
-prints this address before it starts the server, so one click lands on the runs.
-
-    python -m exprfusion.tracking.mlflow_ui --port 5000
+prints this address (``exprfusion mlflow-url``) before it starts the server, so one click lands on the runs.
 """
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
-from exprfusion.core.params import load_section
 from exprfusion.tracking.runs import client, tracking_uri
 
 WORKFLOW_QUERY = "workflowType=machine_learning"
@@ -33,17 +29,3 @@ def experiment_id(name: str) -> str | None:
         return None  # no store yet: do not create one just to look
     experiment = client(uri).get_experiment_by_name(name)
     return None if experiment is None else experiment.experiment_id
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=5000)
-    arguments = parser.parse_args()
-    name = load_section("tune")["experiment"]
-    url = runs_url(f"http://{arguments.host}:{arguments.port}", experiment_id(name))
-    print(f"MLflow UI, experiment {name!r} on its runs table: {url}")
-
-
-if __name__ == "__main__":
-    main()
