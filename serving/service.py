@@ -28,7 +28,6 @@ from typing import Annotated
 
 import bentoml
 import numpy as np
-import torch
 from bentoml.exceptions import BentoMLException
 from bentoml.validators import ContentType
 from fastapi import FastAPI, Request
@@ -73,7 +72,7 @@ from exprfusion.service.schemas import (
 )
 from exprfusion.service.stream_api import StreamAnswer
 from exprfusion.service.video_api import MAX_VIDEO_BYTES_ENV, VideoEndpoints, VideoLimits, VideoPredictResponse
-from exprfusion.service.workers import prediction_workers, release_freed_memory, torch_threads
+from exprfusion.service.workers import prediction_workers, release_freed_memory, set_up_worker
 from exprfusion.tracking.packaging import CARD_FILE, read_card
 from serving.streaming import ARGUMENTS, StreamingService
 
@@ -110,7 +109,7 @@ class ExpressionService:
     streams = bentoml.depends(StreamingService)  # every streaming session, in one worker (serving/streaming.py)
 
     def __init__(self) -> None:
-        torch.set_num_threads(torch_threads())  # the cores shared out among the workers (exprfusion.service.workers)
+        set_up_worker()  # torch threads (the cores shared out among the workers), interpreter switch interval
         folder = Path(self.stored_model.path)
         card = dump(read_card(folder / CARD_FILE))
         self.model, self.inference, metadata = load_model(folder / card["file"])

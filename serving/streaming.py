@@ -15,7 +15,6 @@ import logging
 from pathlib import Path
 
 import bentoml
-import torch
 from pydantic import BaseModel
 
 from exprfusion.core.settings import dump
@@ -25,7 +24,7 @@ from exprfusion.service.metrics import MonitorSettings, PredictionMonitor, reque
 from exprfusion.service.schemas import model_version
 from exprfusion.service.stream_api import StreamAnswer, StreamEndpoints
 from exprfusion.service.video_api import VideoLimits
-from exprfusion.service.workers import torch_threads
+from exprfusion.service.workers import set_up_worker
 from exprfusion.tracking.packaging import BENTO_MODEL_NAME, CARD_FILE, read_card
 
 STREAMING_SERVICE = "exprfusion-streams"
@@ -47,7 +46,7 @@ class StreamingService:
     stored_model = bentoml.models.BentoModel(ARGUMENTS.model_tag)
 
     def __init__(self) -> None:
-        torch.set_num_threads(torch_threads())
+        set_up_worker()
         folder = Path(self.stored_model.path)
         card = dump(read_card(folder / CARD_FILE))
         model, inference, metadata = load_model(folder / card["file"])

@@ -13,15 +13,34 @@ import ctypes
 import ctypes.util
 import functools
 import os
+import sys
 from collections.abc import Callable
 
+import torch
+
 from exprfusion.core.environment import Environment, environment
+
+SWITCH_INTERVAL_SECONDS = 0.0005  # the interpreter's default is 0.005 (set_up_worker)
 
 
 def torch_threads(env: Environment | None = None) -> int:
     """Torch threads of one service worker: ``EXPRFUSION_TORCH_THREADS``, else the cores / ``EXPRFUSION_WORKERS``."""
     env = env or environment()
     return env.torch_threads or max(1, (os.cpu_count() or 1) // env.workers)
+
+
+def set_up_worker() -> None:
+    """Set this worker process up for the model: its torch threads (:func:`torch_threads`), and the interpreter's
+    switch interval at :data:`SWITCH_INTERVAL_SECONDS`.
+
+    A worker receives bodies on its event loop (HTTP parsing in Python) while the model runs in a thread. With many
+    clients uploading at once the loop holds the interpreter lock for up to the switch interval (5 ms by default)
+    before the model thread gets it back between two torch operations; a shorter interval lets the model go on
+    sooner. Measured with 30 clients of one-minute ``.npz`` requests, 2 cores, six interleaved runs each:
+    8.5 requests/s against 7.6 with the default interval.
+    """
+    torch.set_num_threads(torch_threads())
+    sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
 
 
 def prediction_workers() -> int:
