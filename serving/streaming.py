@@ -6,7 +6,9 @@ reach the process that holds it; BentoML gives a request to any worker. The pred
 ``/stream/{id}/close`` by calling this service, which BentoML starts beside it (service composition,
 ``bentoml.depends``) with one worker: every session lives there, whichever prediction worker a request reaches. The
 logic is :class:`exprfusion.service.stream_api.StreamEndpoints`; calls between the two services carry Python
-objects (BentoML's internal pickle serialisation, never used for clients' bodies).
+objects (BentoML's internal pickle serialisation, which the client-facing server refuses), over a Unix socket in a
+folder only the server's user can open (BentoML's composition on Linux): the streaming service is not on the
+network.
 """
 
 from __future__ import annotations
